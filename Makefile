@@ -1,0 +1,54 @@
+# govcloud-cutover — `make demo` runs the whole mandated sequence on loopback; `make test` tests it.
+SHELL := /bin/bash
+VENV  := .venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: help venv system test lint typecheck pytest demo demo-stop schema bench clean
+
+help:
+	@echo "make demo   - run the demo cutover on loopback (embedded Prefect server, SQLite ledger)"
+	@echo "make test   - lint, type-check and run the test suite"
+	@echo "make bench  - run the benchmarks under bench/"
+
+$(PY):
+	python3 -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q --disable-pip-version-check uv
+	$(VENV)/bin/uv pip install -q --python $(PY) -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+system:
+	@scripts/ensure-debian-packages.sh
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+pytest: venv system
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+schema: venv
+	$(VENV)/bin/cutover schema --write
+
+demo: venv system
+	$(VENV)/bin/cutover validate cutover_specs/
+	$(VENV)/bin/cutover plan --out .demo/plan
+	$(VENV)/bin/cutover status
+
+demo-stop:
+	@echo "nothing running"
+
+bench: venv system
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .demo .mypy_cache .ruff_cache

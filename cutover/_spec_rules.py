@@ -1,0 +1,259 @@
+"""Cross-field rules of the cutover spec, checked on the raw mapping.
+
+They run on the plain data (not the model) so that a file with type errors still gets every
+rule checked and every problem reported at once. Each rule yields ``(location, message)``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+Loc = tuple[str | int, ...]
+Problem = tuple[Loc, str]
+
+_DSN_WITH_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@", re.IGNORECASE)
+_SECRET_KEY_NAMES = re.compile(r"^(password|passwd|pwd|token|api[_-]?key|secret[_-]?key|private[_-]?key)$", re.I)
+_PASSWORD_FLAG = re.compile(r"^--?(password|passwd|pwd|token)(=.+)?$", re.IGNORECASE)
+_HOST_KEY = re.compile(r"^(SHA256:[A-Za-z0-9+/]{43}|(ssh|ecdsa)-[a-z0-9-]+ [A-Za-z0-9+/=]+( .*)?|known_hosts)$")
+_MIN_RETENTION_MONTHS = 3
+
+
+def check_rules(data: Any) -> list[Problem]:
+    """Every cross-field problem of a spec mapping, in document order of the rules."""
+    if not isinstance(data, dict):
+        return [((), "a spec is a mapping with the keys system, parties, hosts, ...")]
+    problems: list[Problem] = []
+    for rule in _RULES:
+        problems.extend(rule(data))
+    return problems
+
+
+def _get(data: Any, *path: str | int) -> Any:
+    for part in path:
+        if isinstance(part, int):
+            data = data[part] if isinstance(data, list) and part < len(data) else None
+        else:
+            data = data.get(part) if isinstance(data, dict) else None
+    return data
+
+
+def _items(data: Any, *path: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    seq = _get(data, *path)
+    if isinstance(seq, list):
+        for index, item in enumerate(seq):
+            if isinstance(item, dict):
+                yield index, item
+
+
+# ------------------------------------------------------------------------------ the notice
+def _scope(data: dict[str, Any]) -> Iterator[Problem]:
+    if _get(data, "system", "classification") == "classified":
+        yield (
+            ("system", "classification"),
+            "the system is classified (涉密); classified systems are outside the notice's scope and are "
+            "refused. Handle them through the confidentiality procedure, not this tool.",
+        )
+
+
+def _disposition(data: dict[str, Any]) -> Iterator[Problem]:
+    system = _get(data, "system")
+    disposition = _get(system, "disposition")
+    if disposition in ("consolidate", "retire", "exempt") and not _get(system, "reason"):
+        yield (("system", "reason"), f"disposition {disposition} needs a reason (for the leading-group office and the expert panel)")
+    if disposition == "consolidate" and not _get(system, "consolidate_into"):
+        yield (("system", "consolidate_into"), "disposition consolidate needs consolidate_into: the id of the receiving system")
+    if disposition == "migrate":
+        for section in ("test_platform", "cutover", "rollback"):
+            if _get(data, section) is None:
+                yield ((section,), f"a system to migrate needs a {section} section (the mandated sequence runs on it)")
+    if _get(system, "hosting", "current") == "telecom-operator" and not _get(system, "hosting", "operator"):
+        yield (("system", "hosting", "operator"), "hosting by a telecom operator needs the operator's name, e.g. 中国电信")
+
+
+def _retention(data: dict[str, Any]) -> Iterator[Problem]:
+    months = _get(data, "retention", "months")
+    if isinstance(months, int) and not isinstance(months, bool) and months < _MIN_RETENTION_MONTHS:
+        yield (
+            ("retention", "months"),
+            f"is {months}; the notice requires at least {_MIN_RETENTION_MONTHS} (原系统至少保留3个月以上)",
+        )
+
+
+# -------------------------------------------------------------------------------- parties
+def _parties(data: dict[str, Any]) -> Iterator[Problem]:
+    seen: dict[str, str] = {}
+    for party in ("department", "cloud_provider"):
+        approvers = _get(data, "parties", party, "approvers")
+        if isinstance(approvers, list) and not approvers:
+            yield (("parties", party, "approvers"), f"the {party} party has no approvers; list at least one person who may sign")
+        for index, approver in _items(data, "parties", party, "approvers"):
+            approver_id = approver.get("id")
+            if not isinstance(approver_id, str):
+                continue
+            loc: Loc = ("parties", party, "approvers", index, "id")
+            if seen.get(approver_id) == party:
+                yield (loc, f"duplicate id {approver_id!r}: the approver is listed twice for the {party}")
+            elif approver_id in seen:
+                yield (loc, f"{approver_id!r} is also an approver for the {seen[approver_id]}; one person cannot sign for both parties")
+            seen.setdefault(approver_id, party)
+
+
+# ---------------------------------------------------------------------------------- hosts
+def _hosts(data: dict[str, Any]) -> Iterator[Problem]:
+    hosts = _get(data, "hosts")
+    if not isinstance(hosts, dict):
+        return
+    for name, host in hosts.items():
+        key = _get(host, "host_key")
+        if isinstance(host, dict) and not key:
+            yield (
+                ("hosts", name, "host_key"),
+                f"host {name!r} has no pinned host key; add host_key: 'SHA256:...' (ssh-keygen -lf on the host's key) "
+                "or 'known_hosts' to use the file named in settings. Unknown keys are refused.",
+            )
+        elif isinstance(key, str) and not _HOST_KEY.match(key):
+            yield (("hosts", name, "host_key"), "is not a host key: write 'SHA256:<43 characters>', a public key line, or 'known_hosts'")
+
+
+# ---------------------------------------------------------------------------------- steps
+_STEP_LISTS: tuple[tuple[str, ...], ...] = (
+    ("test_platform", "internal_tests"),
+    ("test_platform", "health"),
+    ("cutover", "steps"),
+    ("cutover", "health"),
+    ("rollback", "steps"),
+    ("rollback", "health"),
+)
+
+
+def _all_steps(data: dict[str, Any]) -> Iterator[tuple[Loc, dict[str, Any]]]:
+    for path in _STEP_LISTS:
+        for index, step in _items(data, *path):
+            yield (*path, index), step
+
+
+def _duplicate_step_ids(data: dict[str, Any]) -> Iterator[Problem]:
+    seen: dict[str, Loc] = {}
+    for loc, step in _all_steps(data):
+        step_id = step.get("id")
+        if not isinstance(step_id, str):
+            continue
+        if step_id in seen:
+            first = ".".join(map(str, seen[step_id]))
+            yield ((*loc, "id"), f"duplicate id {step_id!r} (first used at {first}); step ids must be unique in a spec")
+        else:
+            seen[step_id] = loc
+
+
+def _host_references(data: dict[str, Any]) -> Iterator[Problem]:
+    hosts = _get(data, "hosts")
+    known = set(hosts) if isinstance(hosts, dict) else set()
+    for loc, step in _all_steps(data):
+        if step.get("kind") != "ssh":
+            continue
+        if step.get("host") is None and not step.get("hosts"):
+            yield ((*loc, "host"), "an ssh step needs host (or hosts for a fan-out)")
+        if step.get("host") is not None and step.get("hosts"):
+            yield ((*loc, "hosts"), "give host or hosts, not both")
+        names = [(("host",), step.get("host"))] + [(("hosts", i), h) for i, h in enumerate(step.get("hosts") or [])]
+        for sub, name in names:
+            if isinstance(name, str) and name not in known:
+                yield ((*loc, *sub), f"unknown host {name!r}; known hosts: {', '.join(sorted(known)) or 'none'}")
+
+
+def _undo_coverage(data: dict[str, Any]) -> Iterator[Problem]:
+    rollback_ids = {s.get("id") for _, s in _items(data, "rollback", "steps")}
+    for index, step in _items(data, "cutover", "steps"):
+        loc: Loc = ("cutover", "steps", index)
+        if step.get("kind") != "ssh" or step.get("changes_state") is False:
+            continue
+        covered = step.get("covered_by")
+        if step.get("undo") and step.get("irreversible"):
+            yield ((*loc, "irreversible"), "a step with an undo is not irreversible; drop one of the two")
+        elif not step.get("undo") and not (step.get("irreversible") and covered):
+            yield (
+                (*loc, "undo"),
+                f"step {step.get('id')!r} changes state but has no undo; add undo: [...], or mark it "
+                "irreversible: true with covered_by: <rollback step id>",
+            )
+        if covered is not None and covered not in rollback_ids:
+            yield ((*loc, "covered_by"), f"unknown rollback step {covered!r}; rollback steps: {', '.join(sorted(map(str, rollback_ids)))}")
+
+
+# -------------------------------------------------------------------- commands and secrets
+def _walk(value: Any, loc: Loc = ()) -> Iterator[tuple[Loc, Any]]:
+    yield loc, value
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _walk(item, (*loc, str(key)))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _walk(item, (*loc, index))
+
+
+def _inline_secrets(data: dict[str, Any]) -> Iterator[Problem]:
+    hint = "put it in a secret (environment variable or Prefect Secret block), declare it under secrets: and reference it as {secret: <id>}"
+    for loc, value in _walk(data):
+        if loc and isinstance(loc[-1], str) and _SECRET_KEY_NAMES.match(loc[-1]):
+            yield (loc, f"a secret is written inline; {hint}")
+        elif isinstance(value, str) and _DSN_WITH_PASSWORD.match(value):
+            yield (loc, f"a URL with a password is written inline; {hint}")
+        elif isinstance(value, list):
+            yield from _password_arguments(loc, value, hint)
+
+
+def _password_arguments(loc: Loc, argv: list[Any], hint: str) -> Iterator[Problem]:
+    for index, arg in enumerate(argv):
+        if not isinstance(arg, str):
+            continue
+        match = _PASSWORD_FLAG.match(arg)
+        if match and match.group(2):
+            yield ((*loc, index), f"a password is written inline in an argument; {hint}")
+        elif match and index + 1 < len(argv) and isinstance(argv[index + 1], str):
+            yield ((*loc, index + 1), f"a password is written inline after {arg}; {hint}")
+
+
+def _commands(data: dict[str, Any]) -> Iterator[Problem]:
+    for loc, step in _all_steps(data):
+        for field in ("run", "undo", "check"):
+            argv = step.get(field)
+            if isinstance(argv, list):
+                yield from _operands((*loc, field), argv)
+
+
+def _operands(loc: Loc, argv: list[Any]) -> Iterator[Problem]:
+    if argv and isinstance(argv[0], str) and argv[0].startswith("-"):
+        yield ((*loc, 0), f"the program {argv[0]!r} starts with '-'; the first element must be the program to run")
+    if "--" in argv:
+        for index in range(argv.index("--") + 1, len(argv)):
+            arg = argv[index]
+            if isinstance(arg, str) and arg.startswith("-"):
+                yield ((*loc, index), f"operand {arg!r} starts with '-' after '--'; operands may not look like options")
+
+
+def _secret_references(data: dict[str, Any]) -> Iterator[Problem]:
+    declared = _get(data, "secrets")
+    known = set(declared) if isinstance(declared, dict) else set()
+    for loc, value in _walk(data):
+        if loc[:1] == ("secrets",) or not isinstance(value, dict) or set(value) != {"secret"}:
+            continue
+        name = value["secret"]
+        if isinstance(name, str) and name not in known:
+            yield ((*loc, "secret"), f"unknown secret {name!r}; declare it under secrets: (known: {', '.join(sorted(known)) or 'none'})")
+
+
+_RULES = (
+    _scope,
+    _disposition,
+    _retention,
+    _parties,
+    _hosts,
+    _duplicate_step_ids,
+    _host_references,
+    _undo_coverage,
+    _commands,
+    _inline_secrets,
+    _secret_references,
+)

@@ -1,0 +1,161 @@
+"""The one exception tree of govcloud-cutover.
+
+Every error the project raises on purpose is a :class:`CutoverError`. Lower-level errors
+(paramiko, SQLAlchemy, httpx, subprocess, YAML) are translated at one boundary with
+``raise ... from exc`` so callers catch these and nothing else::
+
+    CutoverError
+    ├── ConfigurationError          settings that cannot work (e.g. SM3 configured but missing)
+    ├── SpecError                   a cutover spec is invalid; carries every problem found
+    ├── LifecycleError
+    │   └── IllegalTransition       a lifecycle step that may not follow the current state
+    ├── LedgerError                 the ledger cannot be read or written
+    │   ├── AuditChainBroken        the audit chain does not verify; names the first bad link
+    │   └── PurgeRefused            audit rows younger than the retention floor
+    ├── ConcurrencyRefused          another cutover / rollback of the system holds the lock
+    ├── HostError                   a step on a host over SSH did not succeed
+    │   ├── HostKeyRefused          unknown or changed host key: nothing was run
+    │   ├── AuthenticationFailed    the host refused our key
+    │   ├── HostUnreachable         nothing answered within the connect timeout
+    │   ├── CommandTimedOut         the command passed its deadline and was killed
+    │   └── CommandFailed           the command exited non-zero
+    ├── TestPlatformError           stress or internal tests did not pass
+    │   └── StressTestFailed        a threshold was missed or locust did not finish
+    ├── SignOffError                the joint sign-off cannot proceed
+    │   ├── SignatureInvalid        a submitted signature failed a check (asked again)
+    │   ├── SignOffRejected         a party rejected; nothing is cut over
+    │   └── SignOffExpired          the sign-off deadline passed
+    ├── DataMismatch                the original and migrated databases differ
+    ├── HealthCheckFailed           a health check did not pass
+    ├── RetentionError              the retention window forbids the action (e.g. early decommission)
+    └── RollbackIncomplete          an undo failed; names what is left to do by hand
+
+Messages say what was wrong, where, and what to do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class CutoverError(Exception):
+    """Root of every error govcloud-cutover raises on purpose."""
+
+
+class ConfigurationError(CutoverError):
+    """The settings cannot work as given."""
+
+
+@dataclass(frozen=True)
+class SpecProblem:
+    """One problem in one spec file: where it is and which rule it breaks."""
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        if not self.field:
+            return f"{where}: {self.message}"
+        joiner = " " if self.message.startswith("is ") else ": "
+        return f"{where}: {self.field}{joiner}{self.message}"
+
+
+class SpecError(CutoverError):
+    """A cutover spec is invalid. ``problems`` lists every problem found in the file."""
+
+    def __init__(self, problems: list[SpecProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class LifecycleError(CutoverError):
+    """The lifecycle refuses what was asked."""
+
+
+class IllegalTransition(LifecycleError):
+    """A lifecycle step that may not follow the system's current state."""
+
+
+class LedgerError(CutoverError):
+    """The ledger cannot be read or written."""
+
+
+class AuditChainBroken(LedgerError):
+    """The audit chain does not verify."""
+
+
+class PurgeRefused(LedgerError):
+    """Audit events younger than the retention floor may not be purged."""
+
+
+class ConcurrencyRefused(CutoverError):
+    """Another cutover or rollback of the same system is running."""
+
+
+class HostError(CutoverError):
+    """A step on a host over SSH did not succeed."""
+
+
+class HostKeyRefused(HostError):
+    """The host presented an unknown or changed key; nothing was run."""
+
+
+class AuthenticationFailed(HostError):
+    """The host refused our credentials."""
+
+
+class HostUnreachable(HostError):
+    """Nothing answered within the connect timeout."""
+
+
+class CommandTimedOut(HostError):
+    """The command passed its deadline and was killed."""
+
+
+class CommandFailed(HostError):
+    """The command exited with a non-zero status."""
+
+
+class TestPlatformError(CutoverError):
+    """Stress or internal tests on the test platform did not pass."""
+
+    __test__ = False  # not a pytest test class
+
+
+class StressTestFailed(TestPlatformError):
+    """A stress-test threshold was missed or locust did not finish."""
+
+
+class SignOffError(CutoverError):
+    """The joint sign-off cannot proceed."""
+
+
+class SignatureInvalid(SignOffError):
+    """A submitted signature failed a check; the party is asked again."""
+
+
+class SignOffRejected(SignOffError):
+    """A party rejected the report; nothing is cut over."""
+
+
+class SignOffExpired(SignOffError):
+    """The sign-off deadline passed before both parties signed."""
+
+
+class DataMismatch(CutoverError):
+    """The original and the migrated database differ."""
+
+
+class HealthCheckFailed(CutoverError):
+    """A health check did not pass."""
+
+
+class RetentionError(CutoverError):
+    """The retention window forbids the action."""
+
+
+class RollbackIncomplete(CutoverError):
+    """An undo failed; the message names what is left to do by hand."""

@@ -1,0 +1,70 @@
+"""Settings, read from the environment with the ``CUTOVER_`` prefix (pydantic-settings)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_DEFAULT_HOME = Path.home() / ".local" / "share" / "govcloud-cutover"
+
+
+class Settings(BaseSettings):
+    """Every knob of govcloud-cutover. Set ``CUTOVER_<NAME>`` in the environment or ``.env``."""
+
+    model_config = SettingsConfigDict(env_prefix="CUTOVER_", env_file=".env", extra="ignore")
+
+    home: Path = Field(
+        default=_DEFAULT_HOME,
+        description="Directory for the default SQLite ledger, reports and local state.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description=(
+            "SQLAlchemy URL of the ledger, e.g. postgresql+psycopg://user@host/db. "
+            "Empty means a SQLite file `ledger.db` under `home`."
+        ),
+    )
+    specs_dir: Path = Field(
+        default=Path("cutover_specs"),
+        description="Directory holding one cutover spec (YAML) per information system.",
+    )
+    digest: Literal["sm3", "sha256"] = Field(
+        default="sm3",
+        description="Digest of the audit chain and reports. SM3 (national standard) by default; "
+        "if SM3 is configured and unavailable the tool refuses to start.",
+    )
+    known_hosts_file: Path | None = Field(
+        default=None,
+        description="An OpenSSH known_hosts file consulted when a spec host pins no key.",
+    )
+    ssh_key_file: Path | None = Field(
+        default=None,
+        description="Private key file used for SSH when a host names none (else ssh-agent).",
+    )
+    totp_key: SecretStr | None = Field(
+        default=None,
+        description="Key (Fernet, urlsafe base64) that encrypts approvers' TOTP secrets at rest. "
+        "Generated under `home` on first use when empty.",
+    )
+    audit_purge_floor_days: int = Field(
+        default=183,
+        ge=183,
+        description="Audit events younger than this many days can never be purged (≥ 6 months).",
+    )
+
+    def ledger_url(self) -> str:
+        """The ledger's SQLAlchemy URL, defaulting to a SQLite file under ``home``."""
+        if self.database_url:
+            return self.database_url
+        self.home.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{self.home / 'ledger.db'}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached; tests build their own ``Settings``)."""
+    return Settings()

@@ -1,0 +1,373 @@
+"""The cutover spec: one YAML file per information system, validated by strict models.
+
+``load_spec(path)`` reads and validates a file and raises :class:`~cutover.errors.SpecError`
+listing every problem with its file, line and field. ``Spec.model_json_schema()`` is written to
+``cutover_specs/schema.json`` so editors can complete specs.
+
+Models are strict: unknown keys are refused (``extra="forbid"``), instances are frozen, step
+kinds are a tagged union on ``kind``. Cross-field rules (the notice's scope, retention, rosters,
+undo coverage, references) live in :mod:`cutover._spec_rules` and run on every load.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    IPvAnyAddress,
+    StringConstraints,
+    Tag,
+    model_validator,
+)
+
+from cutover._durations import Duration
+from cutover.digest import Algorithm, digest_json
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+Identifier = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]*$", min_length=1, max_length=64),
+    Field(description="Lower-case id: letters, digits, '.', '_' or '-'; starts with a letter or digit."),
+]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+
+
+def _check_argument(value: str) -> str:
+    if "\x00" in value or "\n" in value or "\r" in value:
+        raise ValueError("an argument may not contain NUL or a newline; split it into separate arguments")
+    return value
+
+
+Argument = Annotated[
+    str,
+    StringConstraints(max_length=4096),
+    AfterValidator(_check_argument),
+    Field(description="One argument, passed literally."),
+]
+
+
+class SecretRef(_Strict):
+    """A secret referenced by name: a Prefect Secret block or an environment variable."""
+
+    secret: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=128)] = Field(
+        description="Name of a Prefect Secret block (hyphens allowed) or an environment variable."
+    )
+
+
+def _arg_kind(value: object) -> str:
+    return "secret" if isinstance(value, (dict, SecretRef)) else "arg"
+
+
+CommandArg = Annotated[
+    Annotated[Argument, Tag("arg")] | Annotated[SecretRef, Tag("secret")],
+    Discriminator(_arg_kind),
+]
+Command = Annotated[
+    list[CommandArg],
+    Field(
+        min_length=1,
+        description="Program and arguments, passed as a list and quoted for the remote shell. "
+        "Arguments after a literal '--' are operands and may not start with '-'.",
+    ),
+]
+
+
+# ---------------------------------------------------------------------------------- system
+class Classification(StrEnum):
+    """涉密 / 非涉密: only non-classified systems are in scope."""
+
+    NON_CLASSIFIED = "non-classified"
+    CLASSIFIED = "classified"
+
+
+class Disposition(StrEnum):
+    """What the plan does with the system."""
+
+    MIGRATE = "migrate"
+    CONSOLIDATE = "consolidate"
+    RETIRE = "retire"
+    EXEMPT = "exempt"
+
+
+class HostingKind(StrEnum):
+    """Where the system runs today."""
+
+    OWN_MACHINE_ROOM = "own-machine-room"
+    TELECOM_OPERATOR = "telecom-operator"
+
+
+class Adaptation(StrEnum):
+    """Adaptation work before migration (代码优化、数据库更新、操作系统升级)."""
+
+    CODE_OPTIMISATION = "code-optimisation"
+    DATABASE_UPDATE = "database-update"
+    OS_UPGRADE = "os-upgrade"
+
+
+class Hosting(_Strict):
+    current: HostingKind = Field(description="Own machine room, or hosted by a telecom operator.")
+    operator: Text | None = Field(default=None, description="The telecom operator's name, e.g. 中国电信.")
+
+
+class Network(_Strict):
+    from_: Literal["business-private", "internet", "e-gov-extranet"] = Field(
+        alias="from", description="Network the system is on today (业务专网 = business-private)."
+    )
+    to: Literal["e-gov-extranet"] = Field(description="Target network: the e-government extranet (电子政务外网).")
+
+
+class SystemInfo(_Strict):
+    id: Identifier
+    name: Text = Field(description="The system's name, e.g. 社会保险信息系统.")
+    department: Text = Field(description="The owning department, e.g. 省人力资源和社会保障厅.")
+    classification: Classification = Field(description="Only non-classified (非涉密) systems are in scope.")
+    disposition: Disposition = Field(description="migrate, consolidate (into another system), retire, or exempt.")
+    consolidate_into: Identifier | None = Field(default=None, description="Target system when consolidating.")
+    reason: Text | None = Field(
+        default=None, description="Why the system is not migrated (retire, consolidate, exempt): for the expert panel."
+    )
+    hosting: Hosting
+    network: Network
+    adaptation: list[Adaptation] = Field(default_factory=list, description="Adaptation work before migration.")
+    planned_date: date = Field(description="Planned migration (cutover) date.")
+
+
+# --------------------------------------------------------------------------------- parties
+class Approver(_Strict):
+    id: Identifier
+    name: Text
+
+
+class Party(_Strict):
+    name: Text | None = Field(default=None, description="The party's name (defaults to the department).")
+    approvers: list[Approver] = Field(description="People who may sign for this party (at least one).")
+
+
+class Parties(_Strict):
+    department: Party = Field(description="The owning department (信息系统所属部门).")
+    cloud_provider: Party = Field(description="The cloud service provider (云服务商).")
+
+
+# ----------------------------------------------------------------------------------- hosts
+class Host(_Strict):
+    address: IPvAnyAddress
+    port: int = Field(default=22, ge=1, le=65535)
+    user: Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_-]*$", max_length=32)]
+    host_key: Annotated[str, StringConstraints(min_length=1)] | None = Field(
+        default=None,
+        description="The pinned host key: 'SHA256:<fingerprint>', a public key line "
+        "'ssh-ed25519 AAAA...', or 'known_hosts' to use the known_hosts file named in settings.",
+    )
+    key_file: Path | None = Field(default=None, description="Client private key file (else settings or ssh-agent).")
+    key_secret: SecretRef | None = Field(default=None, description="Client private key held in a secret.")
+    sudo: bool = Field(default=False, description="Run steps on this host with non-interactive sudo.")
+
+
+# ----------------------------------------------------------------------------------- steps
+class _StepBase(_Strict):
+    id: Identifier
+    name: Text
+    timeout: Duration = Field(default=timedelta(minutes=5), description="Deadline; the step is killed when it passes.")
+
+
+class SshStep(_StepBase):
+    """A command on one or more hosts over SSH."""
+
+    kind: Literal["ssh"]
+    host: Identifier | None = Field(default=None, description="The spec host to run on.")
+    hosts: list[Identifier] | None = Field(default=None, description="Fan-out: run on each of these hosts.")
+    concurrency: int = Field(default=10, ge=1, le=100, description="Hosts at once in a fan-out.")
+    run: Command
+    undo: Command | None = Field(default=None, description="Command that reverses this step.")
+    changes_state: bool = Field(default=True, description="False for read-only commands (no undo needed).")
+    irreversible: bool = Field(default=False, description="No undo; `covered_by` names the rollback step instead.")
+    covered_by: Identifier | None = Field(default=None, description="Rollback step that covers an irreversible step.")
+    check: Command | None = Field(
+        default=None, description="Read-only command whose exit 0 shows the step took effect (used after a crash)."
+    )
+    sudo: bool | None = Field(default=None, description="Override the host's sudo setting.")
+    stdin: SecretRef | None = Field(default=None, description="A secret written to the command's standard input.")
+
+
+class HttpCheckStep(_StepBase):
+    """An HTTP request whose status (and optionally body) must match."""
+
+    kind: Literal["http_check"]
+    url: AnyHttpUrl
+    method: Literal["GET", "HEAD", "POST"] = "GET"
+    expect_status: int = Field(default=200, ge=100, le=599)
+    expect_body_contains: str | None = None
+    timeout: Duration = Field(default=timedelta(seconds=5))
+
+
+TableName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$", max_length=128)]
+
+
+class DataVerifyStep(_StepBase):
+    """Compare tables of the original and migrated database: row counts and a row checksum."""
+
+    kind: Literal["data_verify"]
+    source: SecretRef = Field(description="Secret holding the original database's SQLAlchemy URL.")
+    target: SecretRef = Field(description="Secret holding the migrated database's SQLAlchemy URL.")
+    tables: list[TableName] = Field(min_length=1)
+    keys: dict[TableName, list[TableName]] = Field(
+        default_factory=dict, description="Key columns per table (default: the primary key)."
+    )
+    chunk_rows: int = Field(default=50_000, ge=100, le=1_000_000)
+
+
+Step = Annotated[SshStep | HttpCheckStep | DataVerifyStep, Field(discriminator="kind")]
+
+
+# ---------------------------------------------------------------------------- test platform
+class Endpoint(_Strict):
+    name: Text
+    method: Literal["GET", "POST", "PUT", "DELETE"] = "GET"
+    path: Annotated[str, StringConstraints(pattern=r"^/")]
+    weight: int = Field(default=1, ge=1)
+    json_body: dict[str, object] | None = Field(default=None, alias="body")
+    expect_status: int = Field(default=200, ge=100, le=599)
+    expect_body_contains: str | None = None
+
+
+class Thresholds(_Strict):
+    p95_ms: float = Field(gt=0, description="95th-percentile latency must stay at or below this.")
+    failure_ratio: float = Field(ge=0, le=1, description="Failed requests / all requests must stay at or below this.")
+    min_rps: float = Field(ge=0, description="Requests per second must reach at least this.")
+
+
+class StressProfile(_Strict):
+    locustfile: Path | None = Field(default=None, description="A per-system locustfile; default the generic one.")
+    users: int = Field(default=50, ge=1, le=10_000)
+    spawn_rate: float = Field(default=10, gt=0)
+    duration: Duration = Field(default=timedelta(seconds=60))
+    think_time: tuple[float, float] = Field(default=(0.0, 0.0), description="Wait between requests, min and max seconds.")
+    endpoints: list[Endpoint] = Field(default_factory=list)
+    thresholds: Thresholds
+
+
+InternalTest = Annotated[SshStep | HttpCheckStep, Field(discriminator="kind")]
+
+
+class TestPlatform(_Strict):
+    __test__ = False
+
+    base_url: AnyHttpUrl
+    stress: StressProfile
+    internal_tests: list[InternalTest] = Field(default_factory=list)
+    health: list[HttpCheckStep] = Field(default_factory=list, description="Checked during the trial run.")
+    trial_run: Duration = Field(default=timedelta(days=0), description="Minimum trial-run period (0 for demos).")
+    signoff_deadline: Duration = Field(
+        default=timedelta(days=14), description="Time the parties have to sign after the report is issued."
+    )
+
+
+# ---------------------------------------------------------------------- cutover, retention
+class HealthGate(_Strict):
+    passes: int = Field(default=3, ge=1, le=100, description="Consecutive passes required.")
+    interval: Duration = Field(default=timedelta(seconds=1))
+    within: Duration = Field(default=timedelta(minutes=2), description="Give up (and compensate) after this.")
+
+
+class CutoverPlan(_Strict):
+    steps: list[Step] = Field(min_length=1)
+    health: list[HttpCheckStep] = Field(min_length=1, description="Checks of the migrated system.")
+    health_gate: HealthGate = Field(default_factory=HealthGate)
+
+
+class Watch(_Strict):
+    interval: Duration = Field(default=timedelta(seconds=30))
+    failures_to_rollback: int = Field(default=3, ge=1, le=100)
+
+
+class Retention(_Strict):
+    months: int = Field(default=3, description="At least 3 (原系统至少保留3个月以上).")
+    watch: Watch = Field(default_factory=Watch)
+
+
+class RollbackPlan(_Strict):
+    steps: list[Step] = Field(min_length=1)
+    health: list[HttpCheckStep] = Field(default_factory=list, description="Checks of the original after rollback.")
+
+
+# ------------------------------------------------------------------------------- secrets
+class SecretSource(_Strict):
+    """Where a named secret lives. Its value is never written in a spec."""
+
+    source: Literal["env", "prefect"] = Field(description="An environment variable, or a Prefect Secret block.")
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=128)] = Field(
+        description="The environment variable's or the Prefect Secret block's name."
+    )
+    description: Text | None = None
+
+
+# -------------------------------------------------------------------------------- the spec
+class Spec(_Strict):
+    """One information system's cutover spec."""
+
+    system: SystemInfo
+    parties: Parties
+    hosts: dict[Identifier, Host] = Field(default_factory=dict)
+    secrets: dict[Identifier, SecretSource] = Field(
+        default_factory=dict, description="Secrets the steps may reference as {secret: <id>}."
+    )
+    test_platform: TestPlatform | None = None
+    cutover: CutoverPlan | None = None
+    retention: Retention = Field(default_factory=Retention)
+    rollback: RollbackPlan | None = None
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> Spec:
+        from cutover._spec_rules import check_rules
+
+        problems = check_rules(self.model_dump(mode="json", by_alias=True))
+        if problems:
+            raise ValueError("; ".join(f"{'.'.join(map(str, loc))}: {msg}" for loc, msg in problems))
+        return self
+
+    def digest(self, algorithm: Algorithm = "sm3") -> str:
+        """Digest of the spec's canonical JSON form (what signatures bind to)."""
+        return digest_json(self.model_dump(mode="json", by_alias=True), algorithm)
+
+    def approver_party(self, approver_id: str) -> str | None:
+        """``"department"`` or ``"cloud_provider"`` for a rostered approver, else None."""
+        for party in ("department", "cloud_provider"):
+            if any(a.id == approver_id for a in getattr(self.parties, party).approvers):
+                return party
+        return None
+
+    def all_steps(self) -> list[SshStep | HttpCheckStep | DataVerifyStep]:
+        """Internal tests, cutover steps and rollback steps, in that order."""
+        steps: list[SshStep | HttpCheckStep | DataVerifyStep] = []
+        if self.test_platform:
+            steps.extend(self.test_platform.internal_tests)
+        if self.cutover:
+            steps.extend(self.cutover.steps)
+        if self.rollback:
+            steps.extend(self.rollback.steps)
+        return steps
+
+    def secret_names(self) -> set[str]:
+        """Every secret the spec references."""
+        return set(re.findall(r'"secret":\s*"([^"]+)"', self.model_dump_json(by_alias=True)))
+
+
+def load_spec(path: Path | str) -> Spec:
+    """Read and validate one spec file (see :mod:`cutover._spec_loader`)."""
+    from cutover._spec_loader import load
+
+    return load(Path(path))
