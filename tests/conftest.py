@@ -1,3 +1,3 @@
 """Shared test configuration: fixtures that start real servers live in tests/fixtures/."""
 
-pytest_plugins: list[str] = []
+pytest_plugins = ["tests.fixtures.databases"]
