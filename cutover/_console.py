@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 from enum import IntEnum
 from typing import NoReturn
 
 import typer
 from rich.console import Console
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+_WIDTH = None if sys.stdout.isatty() else 160  # logs and pipes get wide tables, not folded ones
+console = Console(highlight=False, width=_WIDTH)
+err_console = Console(stderr=True, highlight=False, width=_WIDTH)
 
 
 class ExitCode(IntEnum):

@@ -75,7 +75,7 @@ def _compose(name: str, text: str) -> tuple[yaml.Node | None, list[SpecProblem]]
         return None, [SpecProblem(name, None, "", f"YAML does not parse: {exc}")]
     finally:
         loader.dispose()
-    return node, list(_duplicate_keys(name, node, ()))
+    return node, list(_duplicate_keys(name, node, ())) if node is not None else []
 
 
 def _duplicate_keys(name: str, node: yaml.Node, loc: Loc) -> Any:
@@ -83,7 +83,9 @@ def _duplicate_keys(name: str, node: yaml.Node, loc: Loc) -> Any:
         seen: set[str] = set()
         for key, value in node.value:
             if key.value in seen:
-                yield SpecProblem(name, key.start_mark.line + 1, _field((*loc, key.value)), "duplicate key; each key may appear once")
+                yield SpecProblem(
+                    name, key.start_mark.line + 1, _field((*loc, key.value)), "duplicate key; each key may appear once"
+                )
             seen.add(key.value)
             yield from _duplicate_keys(name, value, (*loc, key.value))
     elif isinstance(node, yaml.SequenceNode):
@@ -96,7 +98,9 @@ def _model_problems(name: str, node: yaml.Node, data: Any) -> list[SpecProblem]:
         Spec.model_validate(data)
     except ValidationError as exc:
         return [
-            _problem(name, node, tuple(err["loc"]), _FRIENDLY.get(err["type"], err["msg"].removeprefix("Value error, ")))
+            _problem(
+                name, node, tuple(err["loc"]), _FRIENDLY.get(err["type"], err["msg"].removeprefix("Value error, "))
+            )
             for err in exc.errors(include_url=False)
             if err["loc"]  # the cross-field rules (location ()) are reported by _rule_problems
         ]
@@ -152,5 +156,7 @@ def _field(loc: Loc) -> str:
 def _dedupe(problems: list[SpecProblem]) -> list[SpecProblem]:
     """Drop repeats, and "unknown key" where a rule already says more about the same key."""
     explained = {p.field for p in problems if p.message != _FRIENDLY["extra_forbidden"]}
-    unique = [p for p in dict.fromkeys(problems) if not (p.message == _FRIENDLY["extra_forbidden"] and p.field in explained)]
+    unique = [
+        p for p in dict.fromkeys(problems) if not (p.message == _FRIENDLY["extra_forbidden"] and p.field in explained)
+    ]
     return sorted(unique, key=lambda p: (p.line or 0, p.field))

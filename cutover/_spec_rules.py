@@ -61,15 +61,24 @@ def _disposition(data: dict[str, Any]) -> Iterator[Problem]:
     system = _get(data, "system")
     disposition = _get(system, "disposition")
     if disposition in ("consolidate", "retire", "exempt") and not _get(system, "reason"):
-        yield (("system", "reason"), f"disposition {disposition} needs a reason (for the leading-group office and the expert panel)")
+        yield (
+            ("system", "reason"),
+            f"disposition {disposition} needs a reason (for the leading-group office and the expert panel)",
+        )
     if disposition == "consolidate" and not _get(system, "consolidate_into"):
-        yield (("system", "consolidate_into"), "disposition consolidate needs consolidate_into: the id of the receiving system")
+        yield (
+            ("system", "consolidate_into"),
+            "disposition consolidate needs consolidate_into: the id of the receiving system",
+        )
     if disposition == "migrate":
         for section in ("test_platform", "cutover", "rollback"):
             if _get(data, section) is None:
                 yield ((section,), f"a system to migrate needs a {section} section (the mandated sequence runs on it)")
     if _get(system, "hosting", "current") == "telecom-operator" and not _get(system, "hosting", "operator"):
-        yield (("system", "hosting", "operator"), "hosting by a telecom operator needs the operator's name, e.g. 中国电信")
+        yield (
+            ("system", "hosting", "operator"),
+            "hosting by a telecom operator needs the operator's name, e.g. 中国电信",
+        )
 
 
 def _retention(data: dict[str, Any]) -> Iterator[Problem]:
@@ -87,7 +96,10 @@ def _parties(data: dict[str, Any]) -> Iterator[Problem]:
     for party in ("department", "cloud_provider"):
         approvers = _get(data, "parties", party, "approvers")
         if isinstance(approvers, list) and not approvers:
-            yield (("parties", party, "approvers"), f"the {party} party has no approvers; list at least one person who may sign")
+            yield (
+                ("parties", party, "approvers"),
+                f"the {party} party has no approvers; list at least one person who may sign",
+            )
         for index, approver in _items(data, "parties", party, "approvers"):
             approver_id = approver.get("id")
             if not isinstance(approver_id, str):
@@ -96,7 +108,10 @@ def _parties(data: dict[str, Any]) -> Iterator[Problem]:
             if seen.get(approver_id) == party:
                 yield (loc, f"duplicate id {approver_id!r}: the approver is listed twice for the {party}")
             elif approver_id in seen:
-                yield (loc, f"{approver_id!r} is also an approver for the {seen[approver_id]}; one person cannot sign for both parties")
+                yield (
+                    loc,
+                    f"{approver_id!r} is also an approver for the {seen[approver_id]}; one person cannot sign for both parties",
+                )
             seen.setdefault(approver_id, party)
 
 
@@ -114,7 +129,10 @@ def _hosts(data: dict[str, Any]) -> Iterator[Problem]:
                 "or 'known_hosts' to use the file named in settings. Unknown keys are refused.",
             )
         elif isinstance(key, str) and not _HOST_KEY.match(key):
-            yield (("hosts", name, "host_key"), "is not a host key: write 'SHA256:<43 characters>', a public key line, or 'known_hosts'")
+            yield (
+                ("hosts", name, "host_key"),
+                "is not a host key: write 'SHA256:<43 characters>', a public key line, or 'known_hosts'",
+            )
 
 
 # ---------------------------------------------------------------------------------- steps
@@ -179,7 +197,10 @@ def _undo_coverage(data: dict[str, Any]) -> Iterator[Problem]:
                 "irreversible: true with covered_by: <rollback step id>",
             )
         if covered is not None and covered not in rollback_ids:
-            yield ((*loc, "covered_by"), f"unknown rollback step {covered!r}; rollback steps: {', '.join(sorted(map(str, rollback_ids)))}")
+            yield (
+                (*loc, "covered_by"),
+                f"unknown rollback step {covered!r}; rollback steps: {', '.join(sorted(map(str, rollback_ids)))}",
+            )
 
 
 # -------------------------------------------------------------------- commands and secrets
@@ -241,7 +262,10 @@ def _secret_references(data: dict[str, Any]) -> Iterator[Problem]:
             continue
         name = value["secret"]
         if isinstance(name, str) and name not in known:
-            yield ((*loc, "secret"), f"unknown secret {name!r}; declare it under secrets: (known: {', '.join(sorted(known)) or 'none'})")
+            yield (
+                (*loc, "secret"),
+                f"unknown secret {name!r}; declare it under secrets: (known: {', '.join(sorted(known)) or 'none'})",
+            )
 
 
 _RULES = (

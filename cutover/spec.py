@@ -255,7 +255,9 @@ class StressProfile(_Strict):
     users: int = Field(default=50, ge=1, le=10_000)
     spawn_rate: float = Field(default=10, gt=0)
     duration: Duration = Field(default=timedelta(seconds=60))
-    think_time: tuple[float, float] = Field(default=(0.0, 0.0), description="Wait between requests, min and max seconds.")
+    think_time: tuple[float, float] = Field(
+        default=(0.0, 0.0), description="Wait between requests, min and max seconds."
+    )
     endpoints: list[Endpoint] = Field(default_factory=list)
     thresholds: Thresholds
 

@@ -8,7 +8,7 @@ methods are detached snapshots: change the ledger through its methods, never by 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -46,7 +46,7 @@ class Base(DeclarativeBase):
     """Declarative base with a naming convention, UTC datetimes and JSON dicts."""
 
     metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: sa.JSON()}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: sa.JSON()}
 
 
 def _system_fk() -> Mapped[str]:
@@ -176,9 +176,7 @@ class RetentionWindow(Base):
     opened_at: Mapped[datetime]
     ends_at: Mapped[datetime]
     closed_at: Mapped[datetime | None]
-    close_reason: Mapped[RetentionCloseReason | None] = mapped_column(
-        enum_type(RetentionCloseReason, "close_reason")
-    )
+    close_reason: Mapped[RetentionCloseReason | None] = mapped_column(enum_type(RetentionCloseReason, "close_reason"))
 
 
 class Lock(Base):

@@ -75,7 +75,10 @@ def test_retention_under_three_months_is_refused(write_spec: WriteSpec) -> None:
     path = write_spec(("months: 3", "months: 2"))
     problem = the_problem(path, "retention.months")
     assert problem.line == line_of(path, "months: 2")
-    assert str(problem) == f"{path}:{problem.line}: retention.months is 2; the notice requires at least 3 (原系统至少保留3个月以上)"
+    assert (
+        str(problem)
+        == f"{path}:{problem.line}: retention.months is 2; the notice requires at least 3 (原系统至少保留3个月以上)"
+    )
 
 
 def test_a_party_without_approvers_is_refused(write_spec: WriteSpec) -> None:
@@ -116,12 +119,21 @@ def test_a_host_without_a_pinned_key_is_refused(write_spec: WriteSpec) -> None:
 @pytest.mark.parametrize(
     ("old", "new", "field"),
     [
-        ('url: "http://127.0.0.12:8000/api/stats"', 'url: "http://ops:hunter2@127.0.0.12:8000/api/stats"',
-         "test_platform.internal_tests[1].url"),
-        ("run: [/srv/app/bin/selftest]", "run: [/srv/app/bin/selftest, --password, hunter2]",
-         "test_platform.internal_tests[0].run[2]"),
-        ("run: [/srv/app/bin/selftest]", "run: [/srv/app/bin/selftest, --password=hunter2]",
-         "test_platform.internal_tests[0].run[1]"),
+        (
+            'url: "http://127.0.0.12:8000/api/stats"',
+            'url: "http://ops:hunter2@127.0.0.12:8000/api/stats"',
+            "test_platform.internal_tests[1].url",
+        ),
+        (
+            "run: [/srv/app/bin/selftest]",
+            "run: [/srv/app/bin/selftest, --password, hunter2]",
+            "test_platform.internal_tests[0].run[2]",
+        ),
+        (
+            "run: [/srv/app/bin/selftest]",
+            "run: [/srv/app/bin/selftest, --password=hunter2]",
+            "test_platform.internal_tests[0].run[1]",
+        ),
     ],
 )
 def test_a_secret_written_inline_is_refused(write_spec: WriteSpec, old: str, new: str, field: str) -> None:
@@ -159,7 +171,9 @@ def test_a_program_that_looks_like_an_option_is_refused(write_spec: WriteSpec) -
 
 
 def test_a_reference_to_an_unknown_host_is_refused(write_spec: WriteSpec) -> None:
-    path = write_spec(("host: gateway, run: [/srv/app/bin/route, cloud]", "host: gatway, run: [/srv/app/bin/route, cloud]"))
+    path = write_spec(
+        ("host: gateway, run: [/srv/app/bin/route, cloud]", "host: gatway, run: [/srv/app/bin/route, cloud]")
+    )
     problem = the_problem(path, "cutover.steps[3].host")
     assert problem.line == line_of(path, "host: gatway")
     assert "unknown host 'gatway'" in problem.message
@@ -208,7 +222,12 @@ def test_every_problem_of_a_file_is_reported_at_once(write_spec: WriteSpec) -> N
         ("host: gateway, run: [/srv/app/bin/route, cloud]", "host: nowhere, run: [/srv/app/bin/route, cloud]"),
     )
     fields = {p.field for p in problems_of(path)}
-    assert {"system.classification", "retention.months", "test_platform.stress.duration", "cutover.steps[3].host"} <= fields
+    assert {
+        "system.classification",
+        "retention.months",
+        "test_platform.stress.duration",
+        "cutover.steps[3].host",
+    } <= fields
 
 
 def test_specs_are_frozen_and_durations_read_as_ops_write_them() -> None:

@@ -1,0 +1,109 @@
+"""The ledger: the source of truth for every system, run, step, signature and audit event.
+
+Public surface::
+
+    Ledger(url, *, digest="sm3", clock=None)      Ledger.from_settings(settings=None)
+      .migrate()  .session()  .now()  .dispose()  .engine  .digest  .safe_url
+      systems     get_system  require_system  list_systems  upsert_system  compare_and_set_state
+                  set_plan_entry  get_plan_entry  list_plan_entries
+      runs        create_run  get_run  finish_run  running_run_for  list_runs
+      steps       begin_step -> StepClaim  finish_step  get_step  list_steps
+      locks       acquire_lock  release_lock  get_lock  override_lock
+      sign-off    create_report  get_report  latest_report  void_reports
+                  add_signature  signatures_for  void_signatures
+                  enroll_approver  get_approver  consume_totp_counter
+      watching    open_retention_window  current_retention_window  close_retention_window
+                  list_open_retention_windows  record_health(HealthProbe...)
+                  consecutive_failures  health_history  record_stress_result  latest_stress_result
+    ledger_of(session)                 the Ledger that opened a session
+    alembic_config, migration_heads, upgrade, downgrade, current_revision   migrations
+    ORM rows: System PlanEntry CutoverRun StepExecution Report Signature Approver
+              RetentionWindow Lock HealthObservation StressResult AuditEvent AuditChainHead
+    enums: LifecycleState Disposition RunKind RunState StepPhase StepStatus ReportKind Party
+           Decision RetentionCloseReason ProbeStatus AuditOutcome
+
+Methods taking ``session=`` join that transaction; otherwise each runs its own. Database errors
+surface as :class:`cutover.errors.LedgerError`. The audit trail is written by :mod:`cutover.audit`.
+"""
+
+from cutover.ledger._core import ledger_of
+from cutover.ledger._engine import (
+    alembic_config,
+    current_revision,
+    downgrade,
+    migration_heads,
+    upgrade,
+)
+from cutover.ledger._enums import (
+    AuditOutcome,
+    Decision,
+    Disposition,
+    LifecycleState,
+    Party,
+    ProbeStatus,
+    ReportKind,
+    RetentionCloseReason,
+    RunKind,
+    RunState,
+    StepPhase,
+    StepStatus,
+)
+from cutover.ledger._ledger import Ledger
+from cutover.ledger._models import (
+    Approver,
+    AuditChainHead,
+    AuditEvent,
+    Base,
+    CutoverRun,
+    HealthObservation,
+    Lock,
+    PlanEntry,
+    Report,
+    RetentionWindow,
+    Signature,
+    StepExecution,
+    StressResult,
+    System,
+)
+from cutover.ledger._runs import StepClaim
+from cutover.ledger._systems import SystemUpsert
+from cutover.ledger._watch import HealthProbe
+
+__all__ = [
+    "Approver",
+    "AuditChainHead",
+    "AuditEvent",
+    "AuditOutcome",
+    "Base",
+    "CutoverRun",
+    "Decision",
+    "Disposition",
+    "HealthObservation",
+    "HealthProbe",
+    "Ledger",
+    "LifecycleState",
+    "Lock",
+    "Party",
+    "PlanEntry",
+    "ProbeStatus",
+    "Report",
+    "ReportKind",
+    "RetentionCloseReason",
+    "RetentionWindow",
+    "RunKind",
+    "RunState",
+    "Signature",
+    "StepClaim",
+    "StepExecution",
+    "StepPhase",
+    "StepStatus",
+    "StressResult",
+    "System",
+    "SystemUpsert",
+    "alembic_config",
+    "current_revision",
+    "downgrade",
+    "ledger_of",
+    "migration_heads",
+    "upgrade",
+]

@@ -1,0 +1,84 @@
+"""The `cutover` command: validate, plan, status and audit verify, with their exit codes."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+from typer.testing import CliRunner
+
+from cutover import cli
+from cutover.plan import HEADERS, TITLE
+from cutover.settings import get_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private ledger (SQLite) and a copy of the example specs."""
+    specs = tmp_path / "specs"
+    shutil.copytree(ROOT / "cutover_specs", specs, ignore=shutil.ignore_patterns("*.json"))
+    monkeypatch.setenv("CUTOVER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CUTOVER_SPECS_DIR", str(specs))
+    monkeypatch.delenv("CUTOVER_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    yield tmp_path
+    get_settings.cache_clear()
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    cli._register_cli_modules()
+    result = runner.invoke(cli.app, list(args))
+    return result.exit_code, result.output
+
+
+def test_validate_exits_zero_only_when_every_file_is_valid(workdir: Path) -> None:
+    code, output = invoke("validate")
+    assert code == 0 and "3 valid, 0 invalid" in output
+    bad = workdir / "specs" / "broken.yaml"
+    bad.write_text((ROOT / "cutover_specs/hrss-social-insurance.yaml").read_text().replace("months: 3", "months: 1"))
+    code, output = invoke("validate", str(workdir / "specs"))
+    assert code == 1
+    assert f"{bad}:" in output and "retention.months is 1" in output and "3 valid, 1 invalid" in output
+
+
+def test_plan_exports_the_attachment_2_table_with_chinese_headers(workdir: Path) -> None:
+    code, output = invoke("plan", "--out", str(workdir / "out"))
+    assert code == 0, output
+    book = load_workbook(workdir / "out" / f"{TITLE}.xlsx")
+    sheet = book.active
+    assert sheet is not None
+    assert sheet["A1"].value == TITLE
+    assert tuple(c.value for c in sheet[2]) == HEADERS
+    rows = {r[2]: r for r in sheet.iter_rows(min_row=3, values_only=True)}
+    hrss = rows["社会保险信息系统（hrss-social-insurance）"]
+    assert hrss[1] == "省人力资源和社会保障厅" and hrss[3] == "托管在电信运营商机房（中国电信）" and hrss[8] == "计划中"
+    agri = rows["农机购置补贴旧版系统（agri-subsidy-legacy）"]
+    assert agri[4] == "整合归并" and agri[5] == "并入 agri-subsidy-platform" and "整合归并" in agri[7]
+    csv_text = (workdir / "out" / f"{TITLE}.csv").read_text(encoding="utf-8-sig")
+    assert csv_text.splitlines()[0] == ",".join(HEADERS)
+
+
+def test_status_lists_each_registered_system_with_its_state(workdir: Path) -> None:
+    code, output = invoke("status")
+    assert code == 0 and "no systems registered yet" in output
+    invoke("plan", "--out", str(workdir / "out"))
+    code, output = invoke("status")
+    assert code == 0 and "hrss-social-insurance" in output and "planned" in output
+
+
+def test_audit_verify_reports_an_intact_chain(workdir: Path) -> None:
+    invoke("plan", "--out", str(workdir / "out"))
+    code, output = invoke("audit", "verify")
+    assert code == 0 and "audit chain intact" in output
+
+
+def test_help_is_clean_and_lists_the_commands() -> None:
+    code, output = invoke("--help")
+    assert code == 0
+    for command in ("validate", "plan", "status", "audit", "schema"):
+        assert command in output
