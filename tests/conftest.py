@@ -1,3 +1,3 @@
 """Shared test configuration: fixtures that start real servers live in tests/fixtures/."""
 
-pytest_plugins = ["tests.fixtures.databases"]
+pytest_plugins = ["tests.fixtures.databases", "tests.fixtures.ledger"]

@@ -1,0 +1,112 @@
+"""Run any spec step (ssh, http_check, data_verify) with ledger records before and after.
+
+:func:`execute_step` is the one place that knows the step kinds. Each execution is keyed by
+(run id, step key); a key already finished successfully is not run again (``replayed``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from cutover.errors import CutoverError, HealthCheckFailed
+from cutover.ledger import StepPhase, StepStatus
+from cutover.secrets import redact, resolve
+from cutover.spec import DataVerifyStep, HttpCheckStep, SshStep, Step
+from tasks.data import verify_databases
+from tasks.health import probe
+from tasks.ssh import CommandName, StepContext, fan_out, run_ssh_step
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one step did, for the saga's report."""
+
+    step_id: str
+    name: str
+    kind: str
+    duration_s: float
+    replayed: bool = False
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def execute_step(
+    ctx: StepContext, step: Step, *, phase: StepPhase, command: CommandName = "run", key: str | None = None
+) -> StepResult:
+    """Run ``step`` (its ``command`` for ssh steps); raise a CutoverError when it fails."""
+    started = time.monotonic()
+    if isinstance(step, SshStep):
+        detail = _ssh(ctx, step, phase, command)
+        replayed = bool(detail.pop("replayed", False))
+    else:
+        replayed, detail = _recorded(ctx, step, phase, key or step.id)
+    return StepResult(step.id, step.name, step.kind, time.monotonic() - started, replayed, detail)
+
+
+def _ssh(ctx: StepContext, step: SshStep, phase: StepPhase, command: CommandName) -> dict[str, Any]:
+    if step.host is not None:
+        result = run_ssh_step(ctx, step, step.host, command=command, phase=phase)
+        return {"hosts": {result.host: result.exit_status}, "replayed": result.replayed}
+    outcome = fan_out(ctx, step, command=command, phase=phase)
+    if not outcome.ok:
+        failures = "; ".join(f"{host}: {error}" for host, error in sorted(outcome.errors.items()))
+        raise type(next(iter(outcome.errors.values())))(
+            f"step {step.id} failed on {len(outcome.errors)} of {len(outcome.errors) + len(outcome.results)} hosts — {failures}"
+        )
+    return {
+        "hosts": {h: r.exit_status for h, r in outcome.results.items()},
+        "replayed": all(r.replayed for r in outcome.results.values()),
+    }
+
+
+def _recorded(
+    ctx: StepContext, step: HttpCheckStep | DataVerifyStep, phase: StepPhase, key: str
+) -> tuple[bool, dict[str, Any]]:
+    claim = ctx.ledger.begin_step(ctx.run_id, key, phase=phase, detail={"kind": step.kind})
+    if not claim.is_new and claim.record.status is StepStatus.SUCCEEDED:
+        return True, dict(claim.record.detail)
+    started = time.monotonic()
+    try:
+        detail = _check(ctx, step)
+    except CutoverError as exc:
+        ctx.ledger.finish_step(
+            ctx.run_id,
+            key,
+            status=StepStatus.FAILED,
+            duration_s=time.monotonic() - started,
+            output_tail=redact(str(exc)),
+            detail=getattr(exc, "detail", {}),
+        )
+        raise
+    ctx.ledger.finish_step(
+        ctx.run_id, key, status=StepStatus.SUCCEEDED, duration_s=time.monotonic() - started, detail=detail
+    )
+    return False, detail
+
+
+def _check(ctx: StepContext, step: HttpCheckStep | DataVerifyStep) -> dict[str, Any]:
+    if isinstance(step, HttpCheckStep):
+        seen = probe(step)
+        if ctx.log:
+            ctx.log(seen.describe())
+        if not seen.passed:
+            raise HealthCheckFailed(f"step {step.id}: {seen.describe()}")
+        return {"status": seen.status, "latency_ms": round(seen.latency_ms, 1)}
+    return _verify(ctx, step)
+
+
+def _verify(ctx: StepContext, step: DataVerifyStep) -> dict[str, Any]:
+    source = resolve(ctx.spec, step.source).get_secret_value()
+    target = resolve(ctx.spec, step.target).get_secret_value()
+    result = verify_databases(source, target, step.tables, keys=step.keys, chunk_rows=step.chunk_rows)
+    if ctx.log:
+        for table in result.tables:
+            ctx.log(f"{step.id}: {table.describe()}")
+    detail = {"tables": result.as_detail(), "rows": result.rows}
+    try:
+        result.raise_for_mismatch(f"step {step.id}")
+    except CutoverError as exc:
+        exc.detail = detail  # type: ignore[attr-defined]
+        raise
+    return detail

@@ -1,0 +1,78 @@
+"""Tests of the ledger's Alembic migrations (cutover/ledger/migrations)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from cutover.ledger import (
+    Base,
+    HealthProbe,
+    Ledger,
+    current_revision,
+    downgrade,
+    migration_heads,
+    upgrade,
+)
+from cutover.ledger._engine import MIGRATIONS_DIR
+from cutover.lifecycle import register_system
+
+
+def test_the_migrations_have_a_single_head() -> None:
+    assert len(migration_heads()) == 1
+
+
+def test_the_migrations_ship_inside_the_package_with_date_prefixed_names() -> None:
+    versions = sorted(path.name for path in (MIGRATIONS_DIR / "versions").glob("*.py"))
+
+    assert MIGRATIONS_DIR.parent.name == "ledger" and (MIGRATIONS_DIR / "env.py").is_file()
+    assert versions and all(re.fullmatch(r"\d{4}_\d{2}_\d{2}_\d{4}_\w+\.py", name) for name in versions)
+
+
+def test_the_migrated_schema_is_exactly_what_the_models_declare(ledger: Ledger) -> None:
+    with ledger.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+
+
+def test_migrating_an_up_to_date_ledger_changes_nothing(isolated_ledger: Ledger) -> None:
+    isolated_ledger.migrate()
+
+    assert current_revision(isolated_ledger.engine) == migration_heads()[0]
+
+
+def _count(ledger: Ledger, table: str) -> int:
+    with ledger.engine.connect() as connection:
+        return int(connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one())
+
+
+def test_downgrading_one_revision_and_upgrading_keeps_the_data_of_untouched_tables(isolated_ledger: Ledger) -> None:
+    register_system(
+        isolated_ledger, system_id="hrss", name="社保", department="人社厅", disposition="migrate", actor="t"
+    )
+    probe = HealthProbe("hrss", "http", passed=True, latency_ms=12.0, at=datetime(2026, 11, 26, tzinfo=UTC))
+    isolated_ledger.record_health([probe])
+
+    downgrade(isolated_ledger.engine, "-1")
+    assert "health_observations" not in sa.inspect(isolated_ledger.engine).get_table_names()
+    upgrade(isolated_ledger.engine)
+
+    assert isolated_ledger.require_system("hrss").name == "社保"
+    assert (_count(isolated_ledger, "audit_events"), _count(isolated_ledger, "health_observations")) == (1, 0)
+    isolated_ledger.record_health([probe])
+
+
+def test_downgrading_to_base_removes_everything_and_upgrading_rebuilds_it(isolated_ledger: Ledger) -> None:
+    downgrade(isolated_ledger.engine, "base")
+    assert sa.inspect(isolated_ledger.engine).get_table_names() in ([], ["alembic_version"])
+
+    isolated_ledger.migrate()
+
+    register_system(
+        isolated_ledger, system_id="hrss", name="社保", department="人社厅", disposition="migrate", actor="t"
+    )
+    assert _count(isolated_ledger, "audit_events") == 1
