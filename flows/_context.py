@@ -1,0 +1,67 @@
+"""What every stage of a flow run needs: the spec, the ledger, the run, logging, the clock."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cutover.ledger import CutoverRun, Ledger
+from cutover.secrets import install_log_redaction, redact
+from cutover.settings import Settings, get_settings
+from cutover.spec import Spec
+from tasks.ssh import StepContext, pool_for
+
+
+def run_logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    """Prefect's run logger inside a run, else the ``cutover`` logger."""
+    from prefect.exceptions import MissingContextError
+    from prefect.logging import get_run_logger
+
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger("cutover")
+
+
+def current_flow_run_id() -> str | None:
+    """The id of the flow run we are in, if any."""
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    return str(context.flow_run.id) if context and context.flow_run else None
+
+
+@dataclass
+class RunContext:
+    """One flow run's view of one system."""
+
+    spec: Spec
+    spec_path: Path
+    ledger: Ledger
+    run: CutoverRun
+    actor: str
+    settings: Settings = field(default_factory=get_settings)
+
+    def __post_init__(self) -> None:
+        install_log_redaction()
+
+    @property
+    def system_id(self) -> str:
+        return self.spec.system.id
+
+    @property
+    def workdir(self) -> Path:
+        path = self.settings.home / "runs" / self.run.id
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def log(self, message: str) -> None:
+        run_logger().info(redact(message))
+
+    def steps(self) -> StepContext:
+        """The context the step runners need, sharing this run's SSH connections."""
+        return StepContext(
+            spec=self.spec, ledger=self.ledger, run_id=self.run.id, pool=pool_for(self.run.id),
+            actor=self.actor, settings=self.settings, log=self.log,
+        )  # fmt: skip

@@ -1,0 +1,125 @@
+"""Stage 4–5 of the notice: the cutover saga, the health gate, and the retention window opening."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from prefect.artifacts import create_markdown_artifact
+
+from cutover import audit, lifecycle
+from cutover.errors import ConfigurationError
+from cutover.ledger import AuditOutcome, LifecycleState, RunState
+from cutover.retention import window_end
+from cutover.spec import CutoverPlan
+from flows._context import RunContext
+from rollback.saga import SagaOutcome, SagaState, run_saga
+from tasks.health import health_gate
+
+_FINAL = {
+    SagaState.SUCCEEDED: (LifecycleState.RETAINED, RunState.SUCCEEDED),
+    SagaState.COMPENSATED: (LifecycleState.COMPENSATED, RunState.COMPENSATED),
+    SagaState.INCOMPLETE: (LifecycleState.ROLLBACK_INCOMPLETE, RunState.INCOMPLETE),
+}
+
+
+def cut_over(rc: RunContext) -> SagaOutcome:
+    """Run the cutover steps as a saga (continuing from the ledger after a crash), then the health gate."""
+    plan = _plan(rc)
+    if lifecycle.current_state(rc.ledger, rc.system_id) is LifecycleState.SIGNED:
+        lifecycle.transition(
+            rc.ledger, rc.system_id, LifecycleState.CUTTING_OVER, actor=rc.actor, reason=f"run {rc.run.id}"
+        )
+    rollback_steps = rc.spec.rollback.steps if rc.spec.rollback else []
+
+    def gate() -> None:
+        rc.log(f"health gate: {plan.health_gate.passes} consecutive passes of {len(plan.health)} checks")
+        health_gate(
+            plan.health,
+            plan.health_gate,
+            on_probe=lambda streak, probes: rc.log(
+                f"health gate streak {streak}: " + "; ".join(p.describe() for p in probes)
+            ),
+        )
+
+    outcome = run_saga(rc.steps(), plan.steps, rollback_steps=rollback_steps, after=gate)
+    rc.log(outcome.summary())
+    return outcome
+
+
+def _plan(rc: RunContext) -> CutoverPlan:
+    if rc.spec.cutover is None:
+        raise ConfigurationError(f"{rc.spec_path}: system {rc.system_id} has no cutover section")
+    return rc.spec.cutover
+
+
+def conclude(rc: RunContext, outcome: SagaOutcome) -> datetime | None:
+    """Record the saga's outcome; on success open the retention window and return its end."""
+    state, run_state = _FINAL[outcome.state]
+    ends = None
+    with rc.ledger.session() as session:
+        if outcome.state is SagaState.SUCCEEDED:
+            ends = window_end(rc.ledger.now(), rc.spec.retention.months)
+            rc.ledger.open_retention_window(rc.system_id, rc.run.id, ends, session=session)
+        rc.ledger.finish_run(rc.run.id, run_state, note=outcome.summary(), session=session)
+        audit.append(
+            session, actor=rc.actor, action="cutover.finished", object=f"system:{rc.system_id}",
+            outcome=AuditOutcome.SUCCEEDED if ends else AuditOutcome.FAILED,
+            detail={"run_id": rc.run.id, "state": outcome.state.value, "remaining": outcome.remaining, "retention_ends": ends.isoformat() if ends else None},
+        )  # fmt: skip
+    lifecycle.transition(rc.ledger, rc.system_id, state, actor=rc.actor, reason=outcome.summary())
+    publish_summary(rc, outcome, ends)
+    return ends
+
+
+def publish_summary(rc: RunContext, outcome: SagaOutcome, ends: datetime | None) -> None:
+    """A Markdown artifact a person reads: steps, durations, data verification, the window's end."""
+    lines = [
+        f"# 系统割接 Cutover — {rc.spec.system.name} ({rc.system_id})",
+        "",
+        f"**Outcome 结果:** {outcome.state.value} — {outcome.summary()}",
+        "",
+        "| step 步骤 | action | outcome 结果 | duration | error |",
+        "|---|---|---|---:|---|",
+        *(
+            f"| {s.name} (`{s.step_id}`) | {s.action} | {s.outcome} | {s.duration_s:.2f} s | {s.error or ''} |"
+            for s in outcome.steps
+        ),
+    ]
+    lines += _data_lines(rc)
+    if ends is not None:
+        lines += [
+            "",
+            f"**Retention window 原系统保留期 ends:** {ends:%Y-%m-%d %H:%M} UTC (≥ {rc.spec.retention.months} months).",
+        ]
+    if outcome.remaining:
+        lines += ["", "## ⚠ Left to do by hand 需人工处理", *(f"- {r}" for r in outcome.remaining)]
+    create_markdown_artifact(
+        markdown="\n".join(lines),
+        key=f"cutover-{_key(rc.system_id)}",
+        description="系统割接 cutover summary",
+        _sync=True,
+    )  # type: ignore[call-arg]
+
+
+def _data_lines(rc: RunContext) -> list[str]:
+    lines: list[str] = []
+    for record in rc.ledger.list_steps(rc.run.id):
+        tables = record.detail.get("tables") if isinstance(record.detail, dict) else None
+        if not tables:
+            continue
+        lines += [
+            "",
+            f"## 数据校验 Data verification — `{record.step_id}`",
+            "",
+            "| table | source rows | target rows | checksum | match |",
+            "|---|---:|---:|---|---|",
+        ]
+        for name, t in tables.items():
+            lines.append(
+                f"| {name} | {t['source_rows']} | {t['target_rows']} | `{t['source_checksum']}` | {'✅' if t['matches'] else '❌'} |"
+            )
+    return lines
+
+
+def _key(system_id: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in system_id.lower())

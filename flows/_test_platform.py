@@ -1,0 +1,199 @@
+"""Stage 2–3 of the notice: stress and internal tests on the test platform, the trial run, the report.
+
+Idempotent against the ledger: a system already ``report_ready`` (or further) with a valid
+report is not tested again, so a flow resumed after its sign-off wait, or redeployed with changed
+code, never re-runs the stress test. A missed threshold or a failed internal test stops the
+sequence with the reason, and the lifecycle stays where it was.
+"""
+
+from __future__ import annotations
+
+import statistics
+from datetime import datetime, timedelta
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from cutover import lifecycle
+from cutover.errors import CutoverError, TestPlatformError
+from cutover.ledger import LifecycleState, Report, ReportKind, StepPhase
+from cutover.spec import HttpCheckStep, SshStep, TestPlatform
+from flows._context import RunContext
+from tasks._report_models import (
+    InternalTestResult,
+    PartiesRef,
+    PartyRef,
+    ReportEvidence,
+    SystemRef,
+    TestEnvironment,
+    TrialRunHealth,
+)
+from tasks.health import Probe, probe
+from tasks.loadtest import StressResult, stress_test
+from tasks.report import artifact_key, publish_report, render_report, write_report
+from tasks.steps import StepResult, execute_step
+
+_SAMPLE_PROBES = 5
+READY_OR_LATER = {LifecycleState.REPORT_READY, LifecycleState.SIGNED, LifecycleState.CUTTING_OVER}
+
+
+def test_on_test_platform(rc: RunContext) -> Report:
+    """Return the current trial-run report, producing it (tests, trial run, report) when needed."""
+    state = lifecycle.current_state(rc.ledger, rc.system_id)
+    existing = rc.ledger.latest_report(rc.system_id, ReportKind.TRIAL_RUN)
+    if state in READY_OR_LATER and existing is not None:
+        rc.log(f"trial-run report already issued ({existing.digest}); the tests are not run again")
+        return existing
+    platform = _platform(rc)
+    if state is LifecycleState.PLANNED:
+        stress, internal = run_tests(rc, platform)
+        lifecycle.transition(
+            rc.ledger, rc.system_id, LifecycleState.TESTED, actor=rc.actor, reason="stress and internal tests passed"
+        )
+    else:
+        stress, internal = _recorded_tests(rc, platform)
+    health = trial_run(rc, platform)
+    return issue_report(rc, platform, stress, internal, health)
+
+
+def _platform(rc: RunContext) -> TestPlatform:
+    if rc.spec.test_platform is None:
+        raise TestPlatformError(
+            f"{rc.spec_path}: system {rc.system_id} has no test_platform section; add one to test it"
+        )
+    return rc.spec.test_platform
+
+
+# ---------------------------------------------------------------------------------- tests
+def run_tests(rc: RunContext, platform: TestPlatform) -> tuple[StressResult, list[InternalTestResult]]:
+    """Stress test, then internal tests; raise with the reason if either does not pass."""
+    rc.log(f"stress test: {platform.stress.users} users against {platform.base_url} for {platform.stress.duration}")
+    stress = stress_test(platform.stress, str(platform.base_url), rc.workdir / "stress")
+    rc.ledger.record_stress_result(rc.run.id, rc.system_id, stress.model_dump(mode="json"), passed=stress.passed)
+    stress.raise_for_verdict()
+    return stress, [internal_test(rc, step) for step in platform.internal_tests]
+
+
+def internal_test(rc: RunContext, step: SshStep | HttpCheckStep) -> InternalTestResult:
+    """Run one internal test and record it; raise TestPlatformError when it fails."""
+    target = str(step.url) if isinstance(step, HttpCheckStep) else f"{step.host}: {' '.join(map(str, step.run))}"
+    try:
+        result = _internal_task.with_options(task_run_name=f"internal-{step.id}")(rc, step)
+    except CutoverError as exc:
+        raise TestPlatformError(f"internal test {step.id} ({step.name}) failed: {exc}") from exc
+    rc.log(f"internal test {step.id} passed in {result.duration_s:.2f} s")
+    return InternalTestResult(
+        name=step.name, kind=step.kind, target=target, passed=True, duration_s=round(result.duration_s, 3)
+    )
+
+
+@task(name="internal-test", retries=0, timeout_seconds=600, cache_policy=NO_CACHE)
+def _internal_task(rc: RunContext, step: SshStep | HttpCheckStep) -> StepResult:
+    return execute_step(rc.steps(), step, phase=StepPhase.INTERNAL_TEST)
+
+
+def _recorded_tests(rc: RunContext, platform: TestPlatform) -> tuple[StressResult, list[InternalTestResult]]:
+    stored = rc.ledger.latest_stress_result(rc.system_id)
+    if stored is None or not stored.passed:
+        raise TestPlatformError(
+            f"system {rc.system_id} is marked tested but the ledger holds no passing stress test; move it back to planned"
+        )
+    stress = StressResult.model_validate(stored.metrics)
+    internal = [
+        InternalTestResult(name=s.name, kind=s.kind, target="(recorded)", passed=True, duration_s=0.0)
+        for s in platform.internal_tests
+    ]
+    return stress, internal
+
+
+# ------------------------------------------------------------------------------ trial run
+def trial_run(rc: RunContext, platform: TestPlatform) -> TrialRunHealth:
+    """Health statistics of the trial-run period (sampled now when the period is zero)."""
+    end = rc.ledger.now()
+    start = end - platform.trial_run
+    if platform.trial_run > timedelta(0):
+        return _observed_health(rc, start, end)
+    probes = [probe(check) for _ in range(_SAMPLE_PROBES) for check in platform.health]
+    return _health_of(probes, start, end)
+
+
+def _observed_health(rc: RunContext, start: datetime, end: datetime) -> TrialRunHealth:
+    history = rc.ledger.health_history(rc.system_id, since=start)
+    checks = sum(h.checks for h in history)
+    failures = sum(h.failures for h in history)
+    return TrialRunHealth(
+        checks=checks, failures=failures, p50_ms=None, p95_ms=None, period_start=start, period_end=end
+    )
+
+
+def _health_of(probes: list[Probe], start: datetime, end: datetime) -> TrialRunHealth:
+    latencies = sorted(p.latency_ms for p in probes)
+    p50 = statistics.median(latencies) if latencies else None
+    p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))] if latencies else None
+    failures = sum(not p.passed for p in probes)
+    return TrialRunHealth(
+        checks=len(probes), failures=failures, p50_ms=p50, p95_ms=p95, period_start=start, period_end=end
+    )
+
+
+# --------------------------------------------------------------------------------- report
+def issue_report(
+    rc: RunContext,
+    platform: TestPlatform,
+    stress: StressResult,
+    internal: list[InternalTestResult],
+    health: TrialRunHealth,
+) -> Report:
+    """Render, store and publish the trial-run report; the system becomes ``report_ready``."""
+    evidence = _evidence(rc, platform, stress, internal, health)
+    rendered = render_report(evidence, rc.ledger.digest)
+    write_report(rendered, rc.workdir / "report")
+    report = rc.ledger.create_report(rc.run.id, rc.system_id, ReportKind.TRIAL_RUN, rendered.markdown + rendered.svg)
+    if report.digest != rendered.digest:
+        raise TestPlatformError(f"report digest mismatch ({report.digest} != {rendered.digest}); this is a bug")
+    publish_report(rendered, artifact_key("trial-run", rc.system_id))
+    lifecycle.transition(
+        rc.ledger, rc.system_id, LifecycleState.REPORT_READY, actor=rc.actor, reason=f"trial-run report {report.digest}"
+    )
+    rc.log(f"trial-run report issued: {report.digest}")
+    return report
+
+
+def _evidence(
+    rc: RunContext,
+    platform: TestPlatform,
+    stress: StressResult,
+    internal: list[InternalTestResult],
+    health: TrialRunHealth,
+) -> ReportEvidence:
+    spec = rc.spec
+    parties = PartiesRef(
+        department=PartyRef(
+            name=spec.parties.department.name or spec.system.department,
+            approvers=tuple(a.name for a in spec.parties.department.approvers),
+        ),
+        cloud_provider=PartyRef(
+            name=spec.parties.cloud_provider.name or "云服务商",
+            approvers=tuple(a.name for a in spec.parties.cloud_provider.approvers),
+        ),
+    )
+    problems = (
+        [f"{health.failures} of {health.checks} health checks failed during the trial run"] if health.failures else []
+    )
+    return ReportEvidence(
+        system=SystemRef(id=spec.system.id, name=spec.system.name, department=spec.system.department),
+        parties=parties,
+        spec_digest=spec.digest(rc.ledger.digest),
+        environment=TestEnvironment(
+            base_url=str(platform.base_url),
+            users=platform.stress.users,
+            spawn_rate=platform.stress.spawn_rate,
+            duration_s=int(platform.stress.duration.total_seconds()),
+            locust_version=stress.locust_version,
+        ),
+        stress=stress,
+        internal_tests=tuple(internal),
+        health=health,
+        open_problems=tuple(problems),
+        issued_at=rc.ledger.now(),
+    )
