@@ -80,7 +80,7 @@ def schema_text() -> str:
 
 
 def _register_cli_modules() -> None:
-    from cutover import _cli_ledger  # noqa: F401  (registers plan, status, audit)
+    import cutover._cli_ledger  # noqa: F401  (registers plan, status, audit)
 
 
 def main() -> None:

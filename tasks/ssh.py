@@ -11,6 +11,7 @@ are resolved at the last moment and masked in every log line, ledger row and err
 from __future__ import annotations
 
 import logging
+import shlex
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -200,12 +201,12 @@ def _finish(
     if outcome.timed_out:
         raise CommandTimedOut(
             f"step {key} on host {host_id} passed its {step.timeout.total_seconds():g} s deadline and was killed: "
-            f"{' '.join(shown)}. Raise the step's timeout in the spec if the work is legitimately slow."
+            f"{shlex.join(shown)}. Raise the step's timeout in the spec if the work is legitimately slow."
         )
     if not ok:
         last = tail[-1] if tail else "(no output)"
         raise CommandFailed(
-            f"step {key} on host {host_id} exited {outcome.exit_status}: {' '.join(shown)}; last output: {last}. "
+            f"step {key} on host {host_id} exited {outcome.exit_status}: {shlex.join(shown)}; last output: {last}. "
             "See the run log for the full output."
         )
     return HostResult(host_id, outcome.exit_status, outcome.duration_s, tail)

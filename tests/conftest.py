@@ -1,3 +1,7 @@
 """Shared test configuration: fixtures that start real servers live in tests/fixtures/."""
 
-pytest_plugins = ["tests.fixtures.databases", "tests.fixtures.ledger"]
+pytest_plugins = [
+    "tests.fixtures.databases",
+    "tests.fixtures.ledger",
+    "tests.fixtures.estate",
+]

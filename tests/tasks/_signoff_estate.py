@@ -1,0 +1,227 @@
+"""Test support for the sign-off tests: a system with a report, two enrolled approvers, their
+authenticators, and helpers to drive a served ``signoff-demo`` deployment on a real server."""
+
+from __future__ import annotations
+
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pytest
+import yaml
+from cryptography.fernet import Fernet
+from prefect import get_client
+from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.exceptions import ObjectNotFound
+from pydantic import SecretStr
+
+from cutover.approvers import code_for, enroll
+from cutover.ledger import Ledger, ReportKind, RunKind
+from cutover.lifecycle import register_system
+from cutover.settings import Settings
+from cutover.spec import Spec, load_spec
+from tests.fixtures.prefect_server import (
+    REPO_ROOT,
+    PrefectServer,
+    kill_group,
+    serve_in_subprocess,
+    wait_for_deployment,
+)
+
+EXAMPLE_SPEC = REPO_ROOT / "cutover_specs" / "hrss-social-insurance.yaml"
+DEPLOYMENT = "signoff-demo/signoff-tests"
+STEP_S = 30
+
+
+def form_key(n: int, kind: str = "trial_run") -> str:
+    """The pause key of the n-th sign-off form."""
+    return f"signoff-{kind}-{n}"
+
+
+@dataclass
+class Authenticator:
+    """Stands in for the approvers' phones: a fresh, not yet used code each time."""
+
+    ledger: Ledger
+    settings: Settings
+    last: dict[str, int] = field(default_factory=dict)
+
+    def code(self, approver_id: str) -> str:
+        """A code of a time step after the last one used for this approver (within ±1 step)."""
+        while True:
+            current = int(time.time()) // STEP_S
+            counter = max(current, self.last.get(approver_id, -1) + 1)
+            if counter <= current + 1:
+                break
+            time.sleep((current + 1) * STEP_S - time.time() + 0.05)
+        self.last[approver_id] = counter
+        return code_for(
+            self.ledger, approver_id, at=datetime.fromtimestamp(counter * STEP_S, UTC), settings=self.settings
+        )
+
+
+@dataclass
+class Estate:
+    """One system ready for sign-off: spec file, ledger with run + report, two approvers."""
+
+    spec_path: Path
+    spec: Spec
+    ledger: Ledger
+    ledger_url: str
+    settings: Settings
+    run_id: str
+    department: str
+    cloud: str
+    phone: Authenticator
+
+    @property
+    def system_id(self) -> str:
+        return self.spec.system.id
+
+    def report_digest(self) -> str:
+        report = self.ledger.latest_report(self.system_id, ReportKind.TRIAL_RUN)
+        assert report is not None
+        return report.digest
+
+    def new_report(self, content: str) -> str:
+        """Replace the trial-run report (void the old one); the new digest."""
+        self.ledger.void_reports(self.system_id)
+        return self.ledger.create_report(self.run_id, self.system_id, ReportKind.TRIAL_RUN, content).digest
+
+    def signature_input(
+        self, approver_id: str, decision: str = "approve", *, code: str | None = None
+    ) -> dict[str, str]:
+        """A form answer as the UI would post it."""
+        return {
+            "approver_id": approver_id,
+            "decision": decision,
+            "comment": f"{decision} by {approver_id}",
+            "code": code if code is not None else self.phone.code(approver_id),
+        }
+
+    def parameters(self, *, deadline: datetime | None = None) -> dict[str, Any]:
+        """Parameters of the signoff-demo flow for this system."""
+        deadline = deadline or datetime.now(UTC) + timedelta(hours=1)
+        return {
+            "spec_path": str(self.spec_path),
+            "ledger_url": self.ledger_url,
+            "deadline": deadline.isoformat(),
+            "report_link": f"http://127.0.0.1/reports/{self.system_id}",
+        }
+
+
+def write_spec(directory: Path, system_id: str, department: str, cloud: str) -> Path:
+    """A copy of the example spec for ``system_id`` with the given approvers."""
+    data = yaml.safe_load(EXAMPLE_SPEC.read_text(encoding="utf-8"))
+    data["system"]["id"] = system_id
+    data["parties"]["department"]["approvers"] = [{"id": department, "name": "王丽"}]
+    data["parties"]["cloud_provider"]["approvers"] = [{"id": cloud, "name": "赵敏"}]
+    path = directory / f"{system_id}.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def sqlite_copy(tmp_path: Path, sqlite_template: Path) -> str:
+    """A fresh SQLite ledger (copy of the migrated template); its URL."""
+    db = tmp_path / "ledger.db"
+    shutil.copyfile(sqlite_template, db)
+    return f"sqlite:///{db}"
+
+
+def make_estate(tmp_path: Path, url: str, totp_key: str) -> Estate:
+    """A registered system with a cutover run, a trial-run report and two enrolled approvers."""
+    suffix = uuid.uuid4().hex[:8]
+    system_id, department, cloud = f"sys-{suffix}", f"wang.li-{suffix}", f"zhao.min-{suffix}"
+    spec_path = write_spec(tmp_path, system_id, department, cloud)
+    spec = load_spec(spec_path)
+    ledger = Ledger(url, digest="sm3")
+    settings = Settings(home=tmp_path / "home", totp_key=SecretStr(totp_key))
+    register_system(
+        ledger, system_id=system_id, name=spec.system.name, department=spec.system.department,
+        disposition="migrate", spec_digest=spec.digest(), actor="test",
+    )  # fmt: skip
+    run = ledger.create_run(system_id, RunKind.CUTOVER)
+    ledger.create_report(run.id, system_id, ReportKind.TRIAL_RUN, f"# trial-run report of {system_id}\nall passed\n")
+    enroll(ledger, department, "王丽", settings=settings)
+    enroll(ledger, cloud, "赵敏", settings=settings)
+    return Estate(spec_path, spec, ledger, url, settings, run.id, department, cloud, Authenticator(ledger, settings))
+
+
+# ---------------------------------------------------------------------------- Prefect driving
+def served_deployment(server: PrefectServer, totp_key: str, log_dir: Path) -> Iterator[str]:
+    """Serve ``flows/_signoff_demo.py`` as ``DEPLOYMENT``; yields its id; stops the runner after."""
+    env = {**server.client_env(), "CUTOVER_TOTP_KEY": totp_key, "CUTOVER_HOME": str(log_dir / "home")}
+    runner = serve_in_subprocess(
+        "flows/_signoff_demo.py:signoff_demo", DEPLOYMENT.split("/")[1], env, log_file=log_dir / "runner.log"
+    )
+    try:
+        yield wait_for_deployment(server, DEPLOYMENT)
+    finally:
+        kill_group(runner)
+
+
+def start_run(deployment_id: str, parameters: dict[str, Any]) -> UUID:
+    """Create a run of the deployment; its id."""
+    with get_client(sync_client=True) as client:
+        return client.create_flow_run_from_deployment(UUID(deployment_id), parameters=parameters).id
+
+
+def read_run(flow_run_id: UUID) -> FlowRun:
+    """The flow run as the server has it now."""
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(flow_run_id)
+
+
+def wait_until(flow_run_id: UUID, done: Callable[[FlowRun], bool], what: str, timeout_s: float = 25.0) -> FlowRun:
+    """Poll the run until ``done(run)``; fail naming ``what`` and the last state."""
+    deadline = time.monotonic() + timeout_s
+    run = read_run(flow_run_id)
+    while time.monotonic() < deadline:
+        run = read_run(flow_run_id)
+        if done(run):
+            return run
+        time.sleep(0.1)
+    state = run.state
+    pytest.fail(
+        f"flow run {flow_run_id} did not reach {what} in {timeout_s:.0f} s; last state: "
+        f"{state.type if state else None} {state.name if state else ''} {state.message if state else ''}"
+    )
+
+
+def wait_for_form(flow_run_id: UUID, n: int, timeout_s: float = 25.0) -> FlowRun:
+    """Wait until the run is suspended on the n-th sign-off form."""
+
+    def suspended_on_n(run: FlowRun) -> bool:
+        state = run.state
+        if state is not None and state.is_final():
+            pytest.fail(f"flow run ended {state.type.value} ({state.message}) instead of asking form {n}")
+        paused = bool(state and state.type == StateType.PAUSED and state.state_details.pause_key == form_key(n))
+        return paused and form_ready(flow_run_id, n)
+
+    return wait_until(flow_run_id, suspended_on_n, f"form {form_key(n)}", timeout_s)
+
+
+def form_ready(flow_run_id: UUID, n: int) -> bool:
+    """True once the n-th form's schema is stored (the run is set Suspended a moment before)."""
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_flow_run_input(flow_run_id, f"suspended-{form_key(n)}-schema")
+        except ObjectNotFound:
+            return False
+    return True
+
+
+def wait_final(flow_run_id: UUID, timeout_s: float = 25.0) -> FlowRun:
+    """Wait until the run is in a final state."""
+    return wait_until(flow_run_id, lambda run: bool(run.state and run.state.is_final()), "a final state", timeout_s)
+
+
+def new_totp_key() -> str:
+    """A Fernet key for one test session."""
+    return Fernet.generate_key().decode()

@@ -1,0 +1,359 @@
+"""Joint sign-off: the checks on their own, then suspend/resume on a real Prefect server.
+
+The Prefect tests share one served ``signoff-demo`` deployment (a runner in a subprocess, so a
+resumed run starts in a fresh process) and give every test its own system, ledger and approvers.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+from prefect import get_client
+from prefect.client.schemas.objects import StateType
+from prefect.exceptions import FlowPauseTimeout, NotPausedError
+from prefect.flow_runs import resume_flow_run
+
+from cutover import audit
+from cutover.approvers import verify_code
+from cutover.errors import SignatureInvalid, SignOffError
+from cutover.ledger import AuditOutcome, Decision, Party
+from cutover.spec import Approver, Spec
+from tasks._signoff_text import FormContext, SignedLine
+from tasks.signoff import SignatureRecord, SignOffInput, check_signature, collect_signoff, signoff_description
+from tests.fixtures.prefect_server import PrefectServer
+from tests.tasks._signoff_estate import (
+    Estate,
+    form_key,
+    make_estate,
+    new_totp_key,
+    served_deployment,
+    sqlite_copy,
+    start_run,
+    wait_final,
+    wait_for_form,
+)
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(scope="session")
+def totp_key() -> str:
+    """The Fernet key encrypting TOTP secrets in this session (tests and runner share it)."""
+    return new_totp_key()
+
+
+# =================================================================== the checks, without Prefect
+@pytest.fixture
+def estate(tmp_path: Path, db_url: str, totp_key: str) -> Iterator[Estate]:
+    """A system ready for sign-off on the ledger engine under test (SQLite, PostgreSQL)."""
+    built = make_estate(tmp_path, db_url, totp_key)
+    yield built
+    built.ledger.dispose()
+
+
+def _check(estate: Estate, submitted: dict[str, str], *, others: list[SignatureRecord] | None = None,
+           spec: Spec | None = None, report_digest: str | None = None) -> SignatureRecord:  # fmt: skip
+    current = estate.report_digest()
+    return check_signature(
+        spec or estate.spec,
+        estate.ledger,
+        SignOffInput(**submitted),
+        report_digest=report_digest or current,
+        current_report_digest=current,
+        current_spec_digest=(spec or estate.spec).digest(),
+        other_signatures=others or [],
+        now=datetime.now(UTC),
+        settings=estate.settings,
+    )
+
+
+def test_a_valid_signature_is_recorded_in_the_ledger_and_the_audit_chain(estate: Estate) -> None:
+    record = _check(estate, estate.signature_input(estate.department))
+    assert (record.party, record.approver_id, record.decision) == (
+        Party.DEPARTMENT,
+        estate.department,
+        Decision.APPROVE,
+    )
+    rows = estate.ledger.signatures_for(estate.system_id)
+    assert [(r.approver_id, r.report_digest, r.spec_digest) for r in rows] == [
+        (estate.department, estate.report_digest(), estate.spec.digest())
+    ]
+    signed = [
+        e for e in audit.events(estate.ledger, object=f"system:{estate.system_id}") if e.action == "signoff.signed"
+    ]
+    assert signed[0].actor == estate.department and signed[0].detail["signature_id"] == record.signature_id
+    assert "code" not in json.dumps(signed[0].detail).replace("totp_counter", "")
+    audit.verify(estate.ledger).raise_if_broken()
+
+
+def test_an_approver_not_on_the_roster_is_refused(estate: Estate) -> None:
+    with pytest.raises(SignatureInvalid, match="not on either party's roster"):
+        _check(estate, {**estate.signature_input(estate.department), "approver_id": "mallory"})
+    assert estate.ledger.signatures_for(estate.system_id) == []
+
+
+def test_a_wrong_code_is_refused_with_what_to_do(estate: Estate) -> None:
+    wrong = "000000" if estate.phone.code(estate.department) != "000000" else "111111"
+    with pytest.raises(
+        SignatureInvalid, match=f"code for {estate.department} is not valid at .* UTC; use the current code"
+    ):
+        _check(estate, estate.signature_input(estate.department, code=wrong))
+
+
+def test_a_form_showing_an_older_report_is_refused(estate: Estate) -> None:
+    old = estate.report_digest()
+    estate.new_report("a changed report")
+    with pytest.raises(SignatureInvalid, match="report of .* changed after this form was shown"):
+        _check(estate, estate.signature_input(estate.department), report_digest=old)
+
+
+def test_the_same_person_cannot_sign_for_both_parties(estate: Estate) -> None:
+    both = estate.spec.parties.model_copy(
+        update={"cloud_provider": estate.spec.parties.cloud_provider.model_copy(
+            update={"approvers": [Approver(id=estate.department, name="王丽")]})}
+    )  # fmt: skip
+    spec = estate.spec.model_copy(update={"parties": both})  # the spec rules refuse this; the check must too
+    first = _check(estate, estate.signature_input(estate.department), spec=spec)
+    with pytest.raises(SignatureInvalid, match="two different people"):
+        _check(estate, estate.signature_input(estate.department), spec=spec, others=[first])
+
+
+def test_one_signature_per_party(estate: Estate) -> None:
+    first = _check(estate, estate.signature_input(estate.department))
+    forged = SignatureRecord(**{**first.__dict__, "approver_id": "someone.else"})
+    with pytest.raises(SignatureInvalid, match="one signature per party"):
+        _check(estate, estate.signature_input(estate.department), others=[forged])
+
+
+def test_the_description_shows_digest_link_verdicts_and_who_signed(estate: Estate) -> None:
+    text = signoff_description(
+        FormContext(
+            estate.spec, estate.ledger.latest_report(estate.system_id, "trial_run").kind,  # type: ignore[union-attr, arg-type]
+            estate.report_digest(), estate.spec.digest(), "http://127.0.0.1/r/1",
+            datetime(2026, 12, 1, tzinfo=UTC), 2,
+            [SignedLine(Party.DEPARTMENT, estate.department, "approve", datetime(2026, 11, 26, 10, tzinfo=UTC))],
+            {"stress test 压力测试": "passed 通过"}, "code for x is not valid",
+        )
+    )  # fmt: skip
+    for expected in (estate.report_digest(), "](http://127.0.0.1/r/1)", "| stress test 压力测试 | passed 通过 |",
+                     f"approve by `{estate.department}`", "*awaited 待签*", "code for x is not valid",
+                     f"cutover sign {estate.system_id} --as"):  # fmt: skip
+        assert expected in text
+
+
+def test_the_form_has_required_fields_with_bilingual_titles_and_no_defaults() -> None:
+    schema = SignOffInput.with_initial_data(description="x").model_json_schema()
+    assert set(schema["required"]) >= {"approver_id", "decision", "comment", "code"}
+    assert schema["properties"]["approver_id"]["title"] == "Approver id 审批人账号"
+    assert all("default" not in p for p in schema["properties"].values())
+    assert "123456" not in repr(SignOffInput(approver_id="a", decision="approve", comment="", code="123456"))
+
+
+# ============================================================== suspend/resume on a real server
+@pytest.fixture(scope="module")
+def deployment_id(
+    prefect_server_session: PrefectServer, totp_key: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The served signoff-demo deployment shared by this module's Prefect tests."""
+    yield from served_deployment(prefect_server_session, totp_key, tmp_path_factory.mktemp("runner"))
+
+
+@pytest.fixture
+def served(
+    prefect_server: PrefectServer, deployment_id: str, tmp_path: Path, sqlite_template: Path, totp_key: str
+) -> Iterator[tuple[str, Estate]]:
+    """The deployment id and a fresh SQLite estate the served flow can reach."""
+    built = make_estate(tmp_path, sqlite_copy(tmp_path, sqlite_template), totp_key)
+    yield deployment_id, built
+    built.ledger.dispose()
+
+
+def _events(estate: Estate, action: str) -> list[audit.AuditEvent]:
+    return [e for e in reversed(audit.events(estate.ledger, object=f"system:{estate.system_id}")) if e.action == action]
+
+
+def _refusals(estate: Estate) -> list[str]:
+    return [str(e.detail["reason"]) for e in _events(estate, "signoff.refused")]
+
+
+def _sign(flow_run_id: UUID, estate: Estate, approver_id: str, decision: str = "approve", **over: str) -> None:
+    resume_flow_run(flow_run_id, run_input={**estate.signature_input(approver_id, decision), **over})
+
+
+def test_two_approvers_sign_and_the_flow_continues(
+    served: tuple[str, Estate], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    deployment, estate = served
+    run = start_run(deployment, estate.parameters())
+    wait_for_form(run, 1)
+    _sign(run, estate, estate.department)
+    wait_for_form(run, 2)
+    started = time.monotonic()
+    _sign(run, estate, estate.cloud)
+    while len(estate.ledger.signatures_for(estate.system_id)) < 2 and time.monotonic() - started < 20:
+        time.sleep(0.05)
+    checked = time.monotonic() - started
+    final = wait_final(run)
+    completed = time.monotonic() - started
+    assert final.state is not None and final.state.type == StateType.COMPLETED, final.state
+    rows = estate.ledger.signatures_for(estate.system_id)
+    assert [(r.party, r.approver_id, r.decision) for r in rows] == [
+        (Party.DEPARTMENT, estate.department, Decision.APPROVE),
+        (Party.CLOUD_PROVIDER, estate.cloud, Decision.APPROVE),
+    ]
+    assert {r.report_digest for r in rows} == {estate.report_digest()}
+    latency = {"resume_to_signature_recorded_s": round(checked, 2), "resume_to_flow_completed_s": round(completed, 2)}
+    (tmp_path_factory.getbasetemp() / "signoff-latency.json").write_text(json.dumps(latency))
+    print(f"\nsign-off resume latency (1 s polling): {latency}")
+
+
+def test_a_wrong_code_is_refused_and_the_form_is_asked_again(served: tuple[str, Estate]) -> None:
+    deployment, estate = served
+    run = start_run(deployment, estate.parameters())
+    wait_for_form(run, 1)
+    _sign(
+        run, estate, estate.department, code="000000" if estate.phone.code(estate.department) != "000000" else "999999"
+    )
+    wait_for_form(run, 2)
+    assert estate.ledger.signatures_for(estate.system_id) == []
+    assert "is not valid at" in _refusals(estate)[0]
+    with get_client(sync_client=True) as client:
+        description = client.read_flow_run_input(run, f"suspended-{form_key(2)}-description")
+    assert "The previous submission was refused" in description and "is not valid at" in description
+
+
+def test_a_replayed_code_is_refused(served: tuple[str, Estate]) -> None:
+    deployment, estate = served
+    run = start_run(deployment, estate.parameters())
+    wait_for_form(run, 1)
+    _sign(run, estate, estate.department)
+    wait_for_form(run, 2)
+    replay = estate.phone.code(estate.cloud)
+    verify_code(estate.ledger, estate.cloud, replay, at=datetime.now(UTC), settings=estate.settings)  # used elsewhere
+    _sign(run, estate, estate.cloud, code=replay)
+    wait_for_form(run, 3)
+    assert "already used" in _refusals(estate)[0]
+    assert len(estate.ledger.signatures_for(estate.system_id)) == 1
+
+
+def test_an_approver_not_on_the_roster_never_signs(served: tuple[str, Estate]) -> None:
+    deployment, estate = served
+    run = start_run(deployment, estate.parameters())
+    wait_for_form(run, 1)
+    _sign(run, estate, estate.department, approver_id="mallory")
+    wait_for_form(run, 2)
+    assert "not on either party's roster" in _refusals(estate)[0]
+    assert _events(estate, "signoff.refused")[0].detail["claimed_approver_id"] == "mallory"
+    assert estate.ledger.signatures_for(estate.system_id) == []
+
+
+def test_the_same_person_cannot_sign_twice(served: tuple[str, Estate]) -> None:
+    deployment, estate = served
+    run = start_run(deployment, estate.parameters())
+    wait_for_form(run, 1)
+    _sign(run, estate, estate.department)
+    wait_for_form(run, 2)
+    _sign(run, estate, estate.department)
+    wait_for_form(run, 3)
+    assert "two different people" in _refusals(estate)[0]
+    assert len(estate.ledger.signatures_for(estate.system_id)) == 1
+
+
+def test_a_rejection_ends_the_sign_off(served: tuple[str, Estate]) -> None:
+    deployment, estate = served
+    run = start_run(deployment, estate.parameters())
+    wait_for_form(run, 1)
+    _sign(run, estate, estate.cloud, "reject", comment="p95 too high on the payments endpoint")
+    final = wait_final(run)
+    assert final.state is not None and final.state.type == StateType.FAILED
+    assert "rejected" in (final.state.message or "") or final.state.type == StateType.FAILED
+    rows = estate.ledger.signatures_for(estate.system_id)
+    assert [(r.party, r.decision, r.comment) for r in rows] == [
+        (Party.CLOUD_PROVIDER, Decision.REJECT, "p95 too high on the payments endpoint")
+    ]
+
+
+def test_a_report_changed_between_signatures_voids_them_and_asks_again(served: tuple[str, Estate]) -> None:
+    deployment, estate = served
+    run = start_run(deployment, estate.parameters())
+    wait_for_form(run, 1)
+    _sign(run, estate, estate.department)
+    wait_for_form(run, 2)
+    new_digest = estate.new_report("# trial-run report, corrected\n")
+    _sign(run, estate, estate.cloud)
+    wait_for_form(run, 3)
+    assert "changed after this form was shown" in _refusals(estate)[0]
+    assert estate.ledger.signatures_for(estate.system_id) == []
+    assert _events(estate, "signoff.voided")[0].detail["signatures"][0]["approver_id"] == estate.department
+    _sign(run, estate, estate.department)
+    wait_for_form(run, 4)
+    _sign(run, estate, estate.cloud)
+    final = wait_final(run)
+    assert final.state is not None and final.state.type == StateType.COMPLETED
+    valid = estate.ledger.signatures_for(estate.system_id)
+    assert {r.report_digest for r in valid} == {new_digest} and len(valid) == 2
+    voided = [r for r in estate.ledger.signatures_for(estate.system_id, valid_only=False) if not r.valid]
+    assert [r.approver_id for r in voided] == [estate.department]
+
+
+def test_a_deadline_already_passed_fails_with_sign_off_expired(served: tuple[str, Estate]) -> None:
+    deployment, estate = served
+    run = start_run(deployment, estate.parameters(deadline=datetime.now(UTC) - timedelta(minutes=1)))
+    final = wait_final(run)
+    assert final.state is not None and final.state.type == StateType.FAILED
+    expired = _events(estate, "signoff.expired")
+    assert expired and expired[0].outcome == AuditOutcome.FAILED
+    assert "owning department" in expired[0].detail["missing"]
+
+
+def test_a_signature_after_the_deadline_is_refused_by_the_server(served: tuple[str, Estate]) -> None:
+    deployment, estate = served
+    run = start_run(deployment, estate.parameters(deadline=datetime.now(UTC) + timedelta(seconds=6)))
+    wait_for_form(run, 1)
+    final = wait_final(run, timeout_s=20)
+    assert final.state is not None and final.state.type == StateType.FAILED
+    with pytest.raises((FlowPauseTimeout, NotPausedError, RuntimeError)):
+        _sign(run, estate, estate.department)
+    assert estate.ledger.signatures_for(estate.system_id) == []
+
+
+def test_empty_or_forged_input_never_proceeds(served: tuple[str, Estate], prefect_server: PrefectServer) -> None:
+    deployment, estate = served
+    run = start_run(deployment, estate.parameters())
+    wait_for_form(run, 1)
+    forged = [
+        None,
+        {},
+        {"approver_id": estate.department},
+        {**estate.signature_input(estate.department, code="123456"), "decision": "maybe"},
+        {**estate.signature_input(estate.department, code="123456"), "role": "admin"},
+    ]
+    with prefect_server.http() as http:
+        for body in forged:
+            response = http.post(f"/flow_runs/{run}/resume", json={} if body is None else {"run_input": body})
+            assert response.json()["status"] == "REJECT", (body, response.text)
+    with pytest.raises(RuntimeError):
+        resume_flow_run(run)
+    wait_for_form(run, 1)
+    assert not _events(estate, "signoff.refused")
+    _sign(
+        run,
+        estate,
+        estate.department,
+        code="12 34 56" if estate.phone.code(estate.department) != "123456" else "654321",
+    )
+    wait_for_form(run, 2)
+    assert estate.ledger.signatures_for(estate.system_id) == []
+    assert "is not valid at" in _refusals(estate)[0]
+
+
+def test_collect_signoff_outside_a_flow_run_says_where_to_call_it(estate: Estate) -> None:
+    with pytest.raises(SignOffError, match="outside a flow run"):
+        collect_signoff(estate.spec, estate.ledger, report_digest=estate.report_digest(), report_link="",
+                        deadline=datetime.now(UTC) + timedelta(hours=1))  # fmt: skip
