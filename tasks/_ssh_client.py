@@ -2,9 +2,8 @@
 
 The host key is checked right after key exchange and before authentication, so a host with an
 unknown or changed key never sees our credentials and never runs anything. Every wait has a
-deadline: TCP connect, banner, handshake, authentication, channel open, and the command itself,
-which runs under the remote ``timeout`` program (killed when it passes) with a client-side
-backstop that closes the channel.
+deadline: TCP connect, banner, handshake, authentication, channel open, and the command itself:
+when it passes, the command's whole process group on the host is sent TERM, then KILL.
 """
 
 from __future__ import annotations
@@ -27,8 +26,8 @@ from pydantic import SecretStr
 from cutover.errors import AuthenticationFailed, HostKeyRefused, HostUnreachable
 
 _TAIL_LINES = 40
-_KILL_AFTER_S = 3
-_TIMED_OUT = 124  # exit status of coreutils `timeout` when the deadline passed
+_KILL_AFTER_S = 2
+_PID_MARKER = "__cutover_pid="
 LineSink = Callable[[str, str], None]  # (stream "stdout"|"stderr", line)
 
 
@@ -113,28 +112,101 @@ class HostConnection:
         stdin: bytes | None = None,
         on_line: LineSink | None = None,
     ) -> CommandOutcome:
-        """Run ``argv`` (quoted with shlex) under a remote deadline; stream its lines to ``on_line``."""
-        command = remote_command(argv, deadline_s=deadline_s, sudo=sudo)
+        """Run ``argv`` (quoted with shlex); stream its lines to ``on_line``; kill it at the deadline."""
         started = time.monotonic()
         channel = self._transport.open_session(timeout=self._timeouts.auth)
+        pump = _Pump(on_line)
         try:
-            channel.exec_command(command)
+            channel.exec_command(remote_command(argv, sudo=sudo))
             if stdin is not None:
                 channel.sendall(stdin)
             channel.shutdown_write()
-            status, tail, killed = _pump(channel, started + deadline_s + _KILL_AFTER_S + 5, on_line)
+            status = pump.until_exit(channel, started + deadline_s)
         finally:
             channel.close()
-        timed_out = killed or status in (_TIMED_OUT, 128 + 9)
-        return CommandOutcome(status, time.monotonic() - started, timed_out, tail)
+        if status is None:
+            self._kill(pump.pid, sudo)
+        return CommandOutcome(-1 if status is None else status, time.monotonic() - started, status is None, pump.tail())
+
+    def _kill(self, pid: int | None, sudo: bool) -> None:
+        """End the command's whole process group on the host: TERM, then KILL if it lingers."""
+        if pid is None:
+            return
+        self._quiet(["pkill", "-TERM", "-g", str(pid)], sudo)
+        deadline = time.monotonic() + _KILL_AFTER_S
+        while time.monotonic() < deadline:
+            if self._quiet(["pgrep", "-g", str(pid)], sudo) != 0:
+                return
+            time.sleep(0.2)
+        self._quiet(["pkill", "-KILL", "-g", str(pid)], sudo)
+
+    def _quiet(self, argv: list[str], sudo: bool) -> int:
+        channel = self._transport.open_session(timeout=self._timeouts.auth)
+        try:
+            channel.exec_command(shlex.join(["sudo", "-n", *argv] if sudo else argv))
+            return channel.recv_exit_status()
+        finally:
+            channel.close()
 
 
-def remote_command(argv: list[str], *, deadline_s: float, sudo: bool) -> str:
-    """The command line sent to the host: the remote deadline, optional sudo, then ``argv``."""
-    wrapped = ["timeout", "-k", f"{_KILL_AFTER_S}s", f"{max(deadline_s, 0.1):.1f}s", *argv]
-    if sudo:
-        wrapped = ["sudo", "-n", "--", *wrapped]
-    return shlex.join(wrapped)
+def remote_command(argv: list[str], *, sudo: bool) -> str:
+    """The command line sent to the host's shell.
+
+    The shell prints its pid (sshd makes it a process-group leader), then execs the
+    command, so there is no extra process and the deadline can kill the whole group.
+    """
+    command = ["sudo", "-n", "--", *argv] if sudo else argv
+    return f"echo {_PID_MARKER}$$; exec {shlex.join(command)}"
+
+
+class _Pump:
+    """Reads a command's stdout and stderr line by line; the first stdout line carries its pid."""
+
+    def __init__(self, on_line: LineSink | None) -> None:
+        self.pid: int | None = None
+        self._on_line = on_line
+        self._tail: deque[str] = deque(maxlen=_TAIL_LINES)
+        self._buffers = {"stdout": b"", "stderr": b""}
+
+    def tail(self) -> list[str]:
+        return list(self._tail)
+
+    def until_exit(self, channel: paramiko.Channel, deadline: float) -> int | None:
+        """The exit status, or None when the deadline passed first."""
+        while True:
+            self._drain(channel)
+            if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
+                break
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            select.select([channel], [], [], min(remaining, 0.5))
+        self._emit("stdout", b"", final=True)
+        self._emit("stderr", b"", final=True)
+        return channel.recv_exit_status()
+
+    def _drain(self, channel: paramiko.Channel) -> None:
+        while channel.recv_ready():
+            self._emit("stdout", channel.recv(65536))
+        while channel.recv_stderr_ready():
+            self._emit("stderr", channel.recv_stderr(65536))
+
+    def _emit(self, stream: str, data: bytes, final: bool = False) -> None:
+        buffered = self._buffers[stream] + data
+        *lines, rest = buffered.split(b"\n")
+        if final and rest:
+            lines, rest = [*lines, rest], b""
+        self._buffers[stream] = rest
+        for raw in lines:
+            self._line(stream, raw.decode("utf-8", "replace").rstrip("\r"))
+
+    def _line(self, stream: str, line: str) -> None:
+        if stream == "stdout" and self.pid is None and line.startswith(_PID_MARKER):
+            self.pid = int(line.removeprefix(_PID_MARKER))
+            return
+        self._tail.append(line)
+        if self._on_line is not None:
+            self._on_line(stream, line)
 
 
 def _handshake(target: HostTarget, timeouts: Timeouts) -> paramiko.Transport:
@@ -145,6 +217,7 @@ def _handshake(target: HostTarget, timeouts: Timeouts) -> paramiko.Transport:
             f"{target.where} did not accept a connection within {timeouts.connect:g} s ({exc.strerror or exc}); "
             "check that the host is up, sshd listens on that port, and no firewall is in the way"
         ) from exc
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # small packets go out now, not after a delayed ACK
     transport = paramiko.Transport(sock)
     transport.banner_timeout = timeouts.banner
     transport.handshake_timeout = timeouts.banner
@@ -242,38 +315,3 @@ def _key_from_text(target: HostTarget) -> paramiko.PKey:
     raise AuthenticationFailed(
         f"the client key secret for {target.where} is not an OpenSSH private key (ed25519, ecdsa or rsa)"
     )
-
-
-def _pump(channel: paramiko.Channel, hard_deadline: float, on_line: LineSink | None) -> tuple[int, list[str], bool]:
-    """Read stdout and stderr line by line until the command exits or the backstop passes."""
-    tail: deque[str] = deque(maxlen=_TAIL_LINES)
-    buffers = {"stdout": b"", "stderr": b""}
-
-    def emit(stream: str, data: bytes, final: bool = False) -> None:
-        buffers[stream] += data
-        *lines, buffers[stream] = buffers[stream].split(b"\n")
-        if final and buffers[stream]:
-            lines, buffers[stream] = [*lines, buffers[stream]], b""
-        for raw in lines:
-            line = raw.decode("utf-8", "replace").rstrip("\r")
-            tail.append(line)
-            if on_line is not None:
-                on_line(stream, line)
-
-    while True:
-        _drain(channel, emit)
-        if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
-            break
-        if time.monotonic() > hard_deadline:
-            return -1, list(tail), True
-        select.select([channel], [], [], 0.5)
-    emit("stdout", b"", final=True)
-    emit("stderr", b"", final=True)
-    return channel.recv_exit_status(), list(tail), False
-
-
-def _drain(channel: paramiko.Channel, emit: Callable[[str, bytes], None]) -> None:
-    while channel.recv_ready():
-        emit("stdout", channel.recv(65536))
-    while channel.recv_stderr_ready():
-        emit("stderr", channel.recv_stderr(65536))

@@ -33,6 +33,10 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA journal_mode = WAL")
+    # WAL with synchronous=NORMAL: a commit survives the process being killed (kill -9), not a
+    # power cut of the host; it saves an fsync per commit (two per step). Production ledgers
+    # run on PostgreSQL.
+    cursor.execute("PRAGMA synchronous = NORMAL")
     cursor.close()
 
 
