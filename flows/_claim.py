@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from cutover import audit
 from cutover.errors import ConcurrencyRefused
-from cutover.ledger import CutoverRun, Ledger, RunKind
+from cutover.ledger import CutoverRun, Ledger, RunKind, RunState
 from cutover.spec import Spec
 
 
@@ -35,15 +35,14 @@ def claim_run(
 
 
 def _new_run(ledger: Ledger, system_id: str, kind: RunKind, flow_run_id: str | None) -> CutoverRun:
-    import uuid
-
-    run_id = str(uuid.uuid4())
-    ledger.acquire_lock(system_id, run_id, kind)
+    """Record the run, then take the lock for it; a run that loses the race is closed as refused."""
+    run = ledger.create_run(system_id, kind, flow_run_id=flow_run_id)
     try:
-        return ledger.create_run(system_id, kind, run_id=run_id, flow_run_id=flow_run_id)
-    except BaseException:
-        ledger.release_lock(system_id, run_id)
+        ledger.acquire_lock(system_id, run.id, kind)
+    except BaseException as exc:
+        ledger.finish_run(run.id, RunState.FAILED, note=f"refused: {exc}")
         raise
+    return run
 
 
 def _take_over(ledger: Ledger, system_id: str, run: CutoverRun, kind: RunKind, actor: str) -> None:

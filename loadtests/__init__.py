@@ -1,0 +1,1 @@
+"""Locustfiles: one generic, spec-driven (``http_profile.py``); per-system ones where needed."""

@@ -144,11 +144,20 @@ def step_key(step: SshStep, host_id: str, command: CommandName) -> str:
 
 
 def run_ssh_step(
-    ctx: StepContext, step: SshStep, host_id: str, *, command: CommandName = "run", phase: StepPhase = StepPhase.CUTOVER
+    ctx: StepContext,
+    step: SshStep,
+    host_id: str,
+    *,
+    command: CommandName = "run",
+    phase: StepPhase = StepPhase.CUTOVER,
+    key: str | None = None,
 ) -> HostResult:
-    """Run one command of ``step`` on ``host_id``, recorded before and after; raise a HostError on failure."""
+    """Run one command of ``step`` on ``host_id``, recorded before and after; raise a HostError on failure.
+
+    ``key`` overrides the idempotency key (default: the step id, with the host for a fan-out and
+    the command for undo and check)."""
     argv = _command(step, command)
-    key = step_key(step, host_id, command)
+    key = key or step_key(step, host_id, command)
     shown = display_argv(argv)
     claim = ctx.ledger.begin_step(ctx.run_id, key, phase=phase, host=host_id, detail={"argv": shown})
     if not claim.is_new and claim.record.status is StepStatus.SUCCEEDED:

@@ -37,16 +37,16 @@ def execute_step(
     """Run ``step`` (its ``command`` for ssh steps); raise a CutoverError when it fails."""
     started = time.monotonic()
     if isinstance(step, SshStep):
-        detail = _ssh(ctx, step, phase, command)
+        detail = _ssh(ctx, step, phase, command, key)
         replayed = bool(detail.pop("replayed", False))
     else:
         replayed, detail = _recorded(ctx, step, phase, key or step.id)
     return StepResult(step.id, step.name, step.kind, time.monotonic() - started, replayed, detail)
 
 
-def _ssh(ctx: StepContext, step: SshStep, phase: StepPhase, command: CommandName) -> dict[str, Any]:
+def _ssh(ctx: StepContext, step: SshStep, phase: StepPhase, command: CommandName, key: str | None) -> dict[str, Any]:
     if step.host is not None:
-        result = run_ssh_step(ctx, step, step.host, command=command, phase=phase)
+        result = run_ssh_step(ctx, step, step.host, command=command, phase=phase, key=key)
         return {"hosts": {result.host: result.exit_status}, "replayed": result.replayed}
     outcome = fan_out(ctx, step, command=command, phase=phase)
     if not outcome.ok:

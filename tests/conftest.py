@@ -4,4 +4,6 @@ pytest_plugins = [
     "tests.fixtures.databases",
     "tests.fixtures.ledger",
     "tests.fixtures.estate",
+    "tests.fixtures.prefect_server",
+    "tests.fixtures.httpapp",
 ]

@@ -18,7 +18,7 @@ import yaml
 from cryptography.fernet import Fernet
 from prefect import get_client
 from prefect.client.schemas.objects import FlowRun, StateType
-from prefect.exceptions import ObjectNotFound
+from prefect.exceptions import PrefectHTTPStatusError
 from pydantic import SecretStr
 
 from cutover.approvers import code_for, enroll
@@ -39,7 +39,7 @@ DEPLOYMENT = "signoff-demo/signoff-tests"
 STEP_S = 30
 
 
-def form_key(n: int, kind: str = "trial_run") -> str:
+def form_key(n: int, kind: str = "trial-run") -> str:
     """The pause key of the n-th sign-off form."""
     return f"signoff-{kind}-{n}"
 
@@ -157,11 +157,10 @@ def make_estate(tmp_path: Path, url: str, totp_key: str) -> Estate:
 def served_deployment(server: PrefectServer, totp_key: str, log_dir: Path) -> Iterator[str]:
     """Serve ``flows/_signoff_demo.py`` as ``DEPLOYMENT``; yields its id; stops the runner after."""
     env = {**server.client_env(), "CUTOVER_TOTP_KEY": totp_key, "CUTOVER_HOME": str(log_dir / "home")}
-    runner = serve_in_subprocess(
-        "flows/_signoff_demo.py:signoff_demo", DEPLOYMENT.split("/")[1], env, log_file=log_dir / "runner.log"
-    )
+    log_file = log_dir / "runner.log"
+    runner = serve_in_subprocess("flows/_signoff_demo.py:signoff_demo", DEPLOYMENT.split("/")[1], env, log_file=log_file)
     try:
-        yield wait_for_deployment(server, DEPLOYMENT)
+        yield wait_for_deployment(server, DEPLOYMENT, runner=runner, log_file=log_file)
     finally:
         kill_group(runner)
 
@@ -186,7 +185,7 @@ def wait_until(flow_run_id: UUID, done: Callable[[FlowRun], bool], what: str, ti
         run = read_run(flow_run_id)
         if done(run):
             return run
-        time.sleep(0.1)
+        time.sleep(0.2)
     state = run.state
     pytest.fail(
         f"flow run {flow_run_id} did not reach {what} in {timeout_s:.0f} s; last state: "
@@ -212,8 +211,10 @@ def form_ready(flow_run_id: UUID, n: int) -> bool:
     with get_client(sync_client=True) as client:
         try:
             client.read_flow_run_input(flow_run_id, f"suspended-{form_key(n)}-schema")
-        except ObjectNotFound:
-            return False
+        except PrefectHTTPStatusError as exc:
+            if exc.response.status_code == 404:
+                return False
+            raise
     return True
 
 

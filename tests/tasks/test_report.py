@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import uuid
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 from pydantic import ValidationError
@@ -209,3 +212,23 @@ def test_artifact_key_makes_a_key_prefect_accepts_from_a_system_id() -> None:
 def test_publish_report_refuses_a_key_prefect_would_refuse_before_calling_prefect(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"lowercase letters, digits and dashes.*'hrss-social-insurance'"):
         publish_report(render_report(evidence(tmp_path)), "HRSS_social.insurance")
+
+
+def test_publishing_puts_the_report_and_the_stress_table_into_prefect(prefect_server: Any, tmp_path: Path) -> None:
+    from prefect import flow
+    from prefect.artifacts import Artifact
+
+    rendered = render_report(evidence(tmp_path))
+    key = artifact_key("report", uuid.uuid4().hex[:8])
+
+    @flow(name="publish-report-test")
+    def publish() -> tuple[UUID, UUID]:
+        return publish_report(rendered, key)
+
+    report_id, table_id = publish()
+
+    report, table = Artifact.get(key), Artifact.get(f"{key}-stress")
+    assert report is not None and report.id == report_id and report.data == rendered.markdown
+    assert table is not None and table.id == table_id
+    assert json.loads(str(table.data)) == [dict(row) for row in rendered.stress_table]
+    assert rendered.digest in (report.description or "")

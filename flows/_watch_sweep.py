@@ -1,0 +1,220 @@
+"""One sweep of the retention watch: probe, record, decide.
+
+A sweep takes every system whose retention window is open and whose lifecycle is ``retained``,
+probes the health checks of the migrated system (``cutover.health``) that are due — all of them
+at once, one async HTTP pool (:func:`tasks.health.sweep`) — and, less often, the original's
+readiness for rollback (:mod:`flows._watch_ready`). Every probe is folded into the ledger's
+hourly health rows (:meth:`Ledger.record_health`), which carry each check's count of consecutive
+failures. Then, per system:
+
+- a health check failed ``retention.watch.failures_to_rollback`` (K) times in a row → the
+  ``rollback`` hook is called, once per system per watcher (again at the next sweep if the hook
+  could not start anything); one transient failure between passes does nothing;
+- a readiness check failed → the ``alert`` hook is called; nothing is rolled back.
+
+The hooks act (see :mod:`flows._watch_hooks`); this module only decides, so it is tested and
+benchmarked without Prefect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from cutover._spec_loader import load, spec_files
+from cutover.errors import SpecError
+from cutover.ledger import HealthProbe, Ledger, LifecycleState
+from cutover.settings import Settings
+from cutover.spec import HttpCheckStep, Spec
+from flows._watch_ready import Readiness, check_readiness
+from tasks.health import Probe, sweep
+
+RollbackHook = Callable[[Spec, str], str | None]  # what was started; None: nothing, ask again next sweep
+AlertHook = Callable[[Spec, list[Readiness]], None]
+
+
+@dataclass(frozen=True)
+class WatchHooks:
+    """What the watcher does about what it sees: request a rollback; raise a readiness alert."""
+
+    rollback: RollbackHook
+    alert: AlertHook
+
+
+class SpecIndex:
+    """The specs in a directory by system id, re-read only when a file changes (by mtime)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._by_path: dict[Path, tuple[int, Spec | None]] = {}
+
+    def specs(self) -> dict[str, Spec]:
+        """Every valid spec in the directory, by system id (invalid files are skipped)."""
+        found: dict[str, Spec] = {}
+        for path in spec_files([self.directory]):
+            spec = self._load(path)
+            if spec is not None:
+                found[spec.system.id] = spec
+        return found
+
+    def _load(self, path: Path) -> Spec | None:
+        mtime = path.stat().st_mtime_ns
+        cached = self._by_path.get(path)
+        if cached is None or cached[0] != mtime:
+            try:
+                cached = (mtime, load(path))
+            except SpecError:
+                cached = (mtime, None)
+            self._by_path[path] = cached
+        return cached[1]
+
+
+@dataclass
+class WatchState:
+    """What one watcher remembers between sweeps: when each system was last probed, what it requested."""
+
+    readiness_every: timedelta = timedelta(minutes=5)
+    last_health: dict[str, float] = field(default_factory=dict)
+    last_ready: dict[str, float] = field(default_factory=dict)
+    requested: dict[str, str] = field(default_factory=dict)  # system -> what the rollback hook started
+    alerted: dict[str, str] = field(default_factory=dict)  # system -> the alert raised
+
+
+@dataclass
+class SweepReport:
+    """What one sweep did."""
+
+    systems: int = 0
+    probes: int = 0
+    failed: int = 0
+    readiness_checked: int = 0
+    rollbacks: dict[str, str] = field(default_factory=dict)
+    alerts: dict[str, str] = field(default_factory=dict)
+    missing_specs: list[str] = field(default_factory=list)
+    duration_s: float = 0.0
+
+    def describe(self) -> str:
+        return (
+            f"{self.systems} retained systems, {self.probes} probes ({self.failed} failed), "
+            f"{self.readiness_checked} readiness checks, {len(self.rollbacks)} rollbacks requested, "
+            f"{len(self.alerts)} alerts, in {self.duration_s:.2f} s"
+        )
+
+
+async def sweep_once(
+    ledger: Ledger,
+    specs: dict[str, Spec],
+    hooks: WatchHooks,
+    state: WatchState,
+    *,
+    settings: Settings,
+    concurrency: int = 200,
+) -> SweepReport:
+    """Probe what is due, record it, and call the hooks for what needs acting on."""
+    started = time.perf_counter()
+    report = SweepReport()
+    watched = await asyncio.to_thread(_retained, ledger, specs, report)
+    report.systems = len(watched)
+    now = time.monotonic()
+    due = [spec for spec in watched if _due(state.last_health, spec, _interval(spec), now)]
+    probes = await _probe_health(due, concurrency)
+    ready_due = [spec for spec in watched if _due(state.last_ready, spec, state.readiness_every.total_seconds(), now)]
+    readiness = await _probe_readiness(ready_due, settings)
+    streaks = await asyncio.to_thread(ledger.record_health, _health_probes(probes, readiness))
+    for spec in due:
+        state.last_health[spec.system.id] = now
+    for spec in ready_due:
+        state.last_ready[spec.system.id] = now
+    _tally(report, probes, readiness)
+    await asyncio.to_thread(_act, watched, streaks, readiness, hooks, state, report)
+    report.duration_s = time.perf_counter() - started
+    return report
+
+
+def _retained(ledger: Ledger, specs: dict[str, Spec], report: SweepReport) -> list[Spec]:
+    states = {system.id: system.state for system in ledger.list_systems()}
+    watched: list[Spec] = []
+    for window in ledger.list_open_retention_windows():
+        if states.get(window.system_id) is not LifecycleState.RETAINED:
+            continue
+        spec = specs.get(window.system_id)
+        if spec is None:
+            report.missing_specs.append(window.system_id)
+        else:
+            watched.append(spec)
+    return watched
+
+
+def _interval(spec: Spec) -> float:
+    return spec.retention.watch.interval.total_seconds()
+
+
+def _due(last: dict[str, float], spec: Spec, every_s: float, now: float) -> bool:
+    seen = last.get(spec.system.id)
+    return seen is None or now - seen >= every_s * 0.9  # a little early rather than a tick late
+
+
+def _checks(spec: Spec) -> list[HttpCheckStep]:
+    return list(spec.cutover.health) if spec.cutover else []
+
+
+async def _probe_health(due: list[Spec], concurrency: int) -> list[tuple[str, Probe]]:
+    owners = [(spec.system.id, check) for spec in due for check in _checks(spec)]
+    seen = await sweep([check for _, check in owners], concurrency=concurrency)
+    return [(system_id, probe) for (system_id, _), probe in zip(owners, seen, strict=True)]
+
+
+async def _probe_readiness(due: list[Spec], settings: Settings, parallel: int = 16) -> dict[str, list[Readiness]]:
+    limit = asyncio.Semaphore(parallel)
+
+    async def one(spec: Spec) -> tuple[str, list[Readiness]]:
+        async with limit:
+            return spec.system.id, await asyncio.to_thread(check_readiness, spec, settings)
+
+    return dict(await asyncio.gather(*(one(spec) for spec in due)))
+
+
+def _health_probes(probes: Iterable[tuple[str, Probe]], readiness: dict[str, list[Readiness]]) -> list[HealthProbe]:
+    rows = [HealthProbe(system_id, p.check, p.passed, p.latency_ms) for system_id, p in probes]
+    for system_id, checks in readiness.items():
+        rows += [HealthProbe(system_id, r.check, r.passed, r.latency_ms) for r in checks]
+    return rows
+
+
+def _tally(report: SweepReport, probes: list[tuple[str, Probe]], readiness: dict[str, list[Readiness]]) -> None:
+    report.probes = len(probes)
+    report.failed = sum(1 for _, p in probes if not p.passed)
+    report.readiness_checked = sum(len(checks) for checks in readiness.values())
+
+
+def _act(
+    watched: list[Spec],
+    streaks: dict[tuple[str, str], int],
+    readiness: dict[str, list[Readiness]],
+    hooks: WatchHooks,
+    state: WatchState,
+    report: SweepReport,
+) -> None:
+    for spec in watched:
+        system_id = spec.system.id
+        not_ready = [r for r in readiness.get(system_id, []) if not r.passed]
+        if not_ready:
+            hooks.alert(spec, not_ready)
+            report.alerts[system_id] = "; ".join(r.describe() for r in not_ready)
+        elif system_id in readiness:
+            state.alerted.pop(system_id, None)
+        failing = _failing(spec, streaks)
+        if failing and system_id not in state.requested:
+            started = hooks.rollback(spec, f"automatic rollback: {failing}")
+            if started is not None:
+                state.requested[system_id] = report.rollbacks[system_id] = started
+
+
+def _failing(spec: Spec, streaks: dict[tuple[str, str], int]) -> str:
+    limit = spec.retention.watch.failures_to_rollback
+    over = {c.id: n for c in _checks(spec) if (n := streaks.get((spec.system.id, c.id), 0)) >= limit}
+    return ", ".join(f"{check} failed {n} times in a row (limit {limit})" for check, n in sorted(over.items()))

@@ -1,0 +1,73 @@
+"""What a rollback runs: the spec's rollback steps, which of them an earlier attempt finished,
+and the health gate the original must pass at the end.
+
+A rollback that ended incomplete is retried as a new ledger run reversing the same cutover. A
+state-changing step that succeeded in an earlier attempt is not repeated (it is recorded
+``skipped``, naming the run that did it). Read-only steps — data verification, HTTP checks, ssh
+steps with ``changes_state: false`` — always run again: they check the state as it is now.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cutover.errors import ConfigurationError
+from cutover.ledger import Ledger, RunKind, StepPhase, StepStatus
+from cutover.spec import HealthGate, HttpCheckStep, Spec, SshStep, Step
+
+HEALTH_KEY = "original-health"
+
+
+@dataclass(frozen=True)
+class RollbackPlan:
+    """The ordered steps, the original's health checks and gate, and steps done by earlier attempts."""
+
+    steps: tuple[Step, ...]
+    health: tuple[HttpCheckStep, ...]
+    gate: HealthGate
+    done_earlier: dict[str, str]  # step key -> the rollback run that completed it
+
+    def remaining_from(self, index: int) -> list[str]:
+        """What is left to do when step ``index`` failed (it, the steps after it, the health checks)."""
+        left = [f"step {s.id!r} ({s.name})" for s in self.steps[index:]]
+        if self.health:
+            left.append("health checks of the original: " + ", ".join(c.id for c in self.health))
+        return left
+
+
+def build_plan(spec: Spec, ledger: Ledger, *, cutover_run_id: str, run_id: str) -> RollbackPlan:
+    """The rollback plan of ``spec`` for the rollback run ``run_id`` reversing ``cutover_run_id``."""
+    if spec.rollback is None:
+        raise ConfigurationError(
+            f"the spec of system {spec.system.id} has no rollback section, so there is no plan to run; "
+            "add rollback.steps (reverse sync, verify, traffic back) to its YAML file"
+        )
+    gate = spec.cutover.health_gate if spec.cutover else HealthGate()
+    done = _done_earlier(ledger, spec.system.id, cutover_run_id, run_id)
+    return RollbackPlan(tuple(spec.rollback.steps), tuple(spec.rollback.health), gate, done)
+
+
+def step_keys(step: Step) -> list[str]:
+    """The ledger keys the step's execution is recorded under (one per host for a fan-out)."""
+    if isinstance(step, SshStep) and step.host is None and step.hosts:
+        return [f"{step.id}@{host}" for host in step.hosts]
+    return [step.id]
+
+
+def changes_state(step: Step) -> bool:
+    """True for steps with side effects (ssh steps not marked read-only)."""
+    return isinstance(step, SshStep) and step.changes_state
+
+
+def _done_earlier(ledger: Ledger, system_id: str, cutover_run_id: str, run_id: str) -> dict[str, str]:
+    earlier = [
+        run.id
+        for run in ledger.list_runs(system_id)
+        if run.kind is RunKind.ROLLBACK and run.reverses_run_id == cutover_run_id and run.id != run_id
+    ]
+    done: dict[str, str] = {}
+    for earlier_id in earlier:
+        for record in ledger.list_steps(earlier_id):
+            if record.phase is StepPhase.ROLLBACK and record.status is StepStatus.SUCCEEDED:
+                done[record.step_id] = earlier_id
+    return done

@@ -1,0 +1,85 @@
+"""The rollback flow: one click (UI or CLI) or the watcher brings a retained system back to its original.
+
+    claim the system (lock) → reverse data sync → verify → traffic back → original's health → close window
+
+The work lives in :mod:`rollback._run` (usable without Prefect); this flow loads the spec and the
+ledger, runs it, and publishes what happened as a Markdown artifact. A refused request (another
+rollback holds the system, a cutover is running, the system is not in retention or was
+decommissioned) does nothing: its flow run ends ``Completed`` under the name ``Refused``, with the
+reason (naming the run that holds the lock) as its message. An incomplete rollback fails the flow
+run, loudly, naming what is left to do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact
+from prefect.client.schemas.objects import State
+from prefect.states import Completed
+
+from cutover.errors import ConcurrencyRefused, RetentionError, RollbackIncomplete
+from cutover.runtime import find_spec, open_ledger
+from cutover.secrets import redact
+from flows._context import current_flow_run_id, run_logger
+from rollback._run import RollbackOutcome, RollbackState, run_rollback
+
+__all__ = ["REFUSED", "artifact_key", "publish_outcome", "rollback_flow"]
+
+#: The name of the (Completed) state a refused rollback's flow run ends in.
+REFUSED = "Refused"
+
+
+@flow(name="rollback", flow_run_name="rollback-{system_id}", persist_result=False, log_prints=False)
+def rollback_flow(
+    system_id: str, actor: str = "ops", reason: str = "one-click rollback", resume: bool = False
+) -> State[Any] | str:
+    """Roll ``system_id`` back to its retained original (refused, doing nothing, when it may not)."""
+    logger = run_logger()
+    logger.info("rollback of %s requested by %s: %s", system_id, actor, reason)
+    _, spec = find_spec(system_id)
+    ledger = open_ledger()
+    try:
+        outcome = run_rollback(
+            spec, ledger, actor=actor, flow_run_id=current_flow_run_id(), resume=resume,
+            log=lambda line: logger.info(line),
+        )  # fmt: skip
+    except (ConcurrencyRefused, RetentionError) as exc:
+        logger.warning("rollback refused: %s", exc)
+        return Completed(name=REFUSED, message=redact(str(exc)))
+    publish_outcome(outcome)
+    if outcome.state is RollbackState.INCOMPLETE:
+        logger.error(outcome.summary())
+        raise RollbackIncomplete(outcome.summary())
+    logger.info(outcome.summary())
+    return outcome.summary()
+
+
+def artifact_key(system_id: str) -> str:
+    """The artifact key of a system's rollback report (lower-case letters, digits, dashes)."""
+    return "rollback-" + "".join(c if c.isalnum() else "-" for c in system_id.lower())
+
+
+def publish_outcome(outcome: RollbackOutcome) -> None:
+    """A Markdown artifact a person reads: every step, the outcome, what is left to do."""
+    icon = "✅" if outcome.state is RollbackState.SUCCEEDED else "⚠️"
+    lines = [
+        f"# 回退 Rollback — {outcome.system_id}",
+        "",
+        f"**{icon} {outcome.state.value}** — {outcome.summary()}",
+        "",
+        f"Rollback run `{outcome.run_id}` reverses cutover run `{outcome.reverses_run_id}`.",
+        "",
+        "| step 步骤 | outcome 结果 | duration | error |",
+        "|---|---|---:|---|",
+        *(
+            f"| {s.name} (`{s.step_id}`) | {s.outcome} | {s.duration_s:.2f} s | {s.error or ''} |"
+            for s in outcome.steps
+        ),
+    ]
+    if outcome.remaining:
+        lines += ["", "## ⚠ Left to do 待处理", *(f"- {item}" for item in outcome.remaining)]
+    create_markdown_artifact(
+        markdown=redact("\n".join(lines)), key=artifact_key(outcome.system_id), description="回退 rollback report"
+    )

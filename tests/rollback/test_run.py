@@ -1,0 +1,84 @@
+"""The rollback on the real estate (rollback/_run.py): data back, traffic back, recorded, retried."""
+
+from __future__ import annotations
+
+import pytest
+
+from cutover.errors import RetentionError
+from cutover.ledger import Ledger, LifecycleState, RunKind, RunState, StepStatus
+from cutover.lifecycle import current_state
+from cutover.settings import Settings
+from demo.estate import Estate
+from rollback._run import RollbackState, run_rollback
+from tests.rollback._retained import (
+    cut_over_for_real,
+    estate_spec,
+    pay_through_gateway,
+    payment_ids,
+    whoami,
+)
+
+pytestmark = pytest.mark.usefixtures("demo_secrets")
+
+
+def test_rollback_restores_traffic_and_the_rows_written_on_the_cloud(
+    clean_estate: Estate, rb_ledger: Ledger, settings: Settings
+) -> None:
+    retained = cut_over_for_real(clean_estate, rb_ledger, estate_spec(clean_estate), settings)
+    assert whoami(clean_estate) == "cloud"
+    written = pay_through_gateway(clean_estate, 5)
+    assert not set(written) <= payment_ids(clean_estate, "legacy")
+
+    outcome = run_rollback(retained.spec, rb_ledger, actor="test", settings=settings)
+
+    assert outcome.state is RollbackState.SUCCEEDED, outcome.summary()
+    assert whoami(clean_estate) == "legacy" and clean_estate.route_target == "legacy"
+    assert set(written) <= payment_ids(clean_estate, "legacy")
+    assert current_state(rb_ledger, retained.system_id) is LifecycleState.ROLLED_BACK
+    assert rb_ledger.current_retention_window(retained.system_id) is None
+    run = rb_ledger.get_run(outcome.run_id)
+    assert run is not None and (run.kind, run.state, run.reverses_run_id) == (
+        RunKind.ROLLBACK, RunState.SUCCEEDED, retained.cutover_run_id,
+    )  # fmt: skip
+    steps = [(s.step_id, s.status) for s in rb_ledger.list_steps(outcome.run_id)]
+    assert [k for k, _ in steps] == ["reverse-sync", "verify-reverse", "unfreeze-legacy", "route-back", "original-health"]
+    assert {status for _, status in steps} == {StepStatus.SUCCEEDED}
+    assert rb_ledger.get_lock(retained.system_id) is None
+
+
+def test_a_failed_step_ends_incomplete_naming_what_is_left_and_a_retry_repeats_no_completed_step(
+    clean_estate: Estate, rb_ledger: Ledger, settings: Settings
+) -> None:
+    spec = estate_spec(clean_estate)
+    retained = cut_over_for_real(clean_estate, rb_ledger, spec, settings)
+    assert spec.rollback is not None
+    rollback = spec.rollback.model_dump(mode="json", exclude_none=True)
+    rollback["steps"][3]["run"] = ["route", "nowhere"]
+    broken = estate_spec(clean_estate, system_id=spec.system.id, rollback=rollback)
+
+    first = run_rollback(broken, rb_ledger, actor="test", settings=settings)
+
+    assert first.state is RollbackState.INCOMPLETE and first.failed_step == "route-back"
+    assert "step 'route-back'" in first.remaining[0] and "health checks of the original" in first.remaining[-1]
+    assert current_state(rb_ledger, retained.system_id) is LifecycleState.ROLLBACK_INCOMPLETE
+    assert rb_ledger.current_retention_window(retained.system_id) is not None
+
+    second = run_rollback(spec, rb_ledger, actor="test", settings=settings)
+
+    assert second.state is RollbackState.SUCCEEDED, second.summary()
+    outcomes = {s.step_id: s.outcome for s in second.steps}
+    assert outcomes["reverse-sync"] == outcomes["unfreeze-legacy"] == f"done in run {first.run_id}"
+    assert outcomes["route-back"] == "succeeded" and outcomes["verify-reverse"] == "succeeded"
+    assert rb_ledger.get_step(second.run_id, "reverse-sync").status is StepStatus.SKIPPED  # type: ignore[union-attr]
+    assert whoami(clean_estate) == "legacy"
+
+
+def test_a_second_rollback_after_success_is_refused_as_already_done(
+    clean_estate: Estate, rb_ledger: Ledger, settings: Settings
+) -> None:
+    retained = cut_over_for_real(clean_estate, rb_ledger, estate_spec(clean_estate), settings)
+    first = run_rollback(retained.spec, rb_ledger, actor="test", settings=settings)
+
+    with pytest.raises(RetentionError, match=f"already rolled back by run {first.run_id}"):
+        run_rollback(retained.spec, rb_ledger, actor="test", settings=settings)
+    assert [r.id for r in rb_ledger.list_runs(retained.system_id) if r.kind is RunKind.ROLLBACK] == [first.run_id]

@@ -1,0 +1,193 @@
+"""The cutover saga on the real estate: sshd hosts, the nginx gateway, the sample app's databases."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from cutover import audit, lifecycle
+from cutover.errors import ConcurrencyRefused
+from cutover.ledger import Ledger, LifecycleState, RunKind, StepStatus
+from cutover.spec import Spec
+from demo.specs import demo_spec, secret_env
+from flows._claim import claim_run
+from flows._cut import conclude, cut_over
+from rollback.saga import SagaState
+from tests.cutover_harness import in_flow, resumed_context, signed_context
+from tests.specbuilder import unique_id, write_spec
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def ledger_file(tmp_path: Path) -> Iterator[tuple[Ledger, str]]:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    ledger = Ledger(url)
+    ledger.migrate()
+    yield ledger, url
+    ledger.dispose()
+
+
+@pytest.fixture
+def estate_env(clean_estate: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    for key, value in secret_env(clean_estate).items():
+        monkeypatch.setenv(key, value)
+    clean_estate.reset(reseed=True)
+    return clean_estate
+
+
+def spec_with(estate: Any, **step_changes: dict[str, Any]) -> Spec:
+    data = demo_spec(estate, system_id=unique_id("hrss"))
+    for step in data["cutover"]["steps"]:
+        step.update(step_changes.get(step["id"], {}))
+    return Spec.model_validate(data)
+
+
+def whoami(estate: Any) -> str:
+    return str(httpx.get(f"{estate.gateway_url}/api/whoami", timeout=5).json()["name"])
+
+
+def rows(estate: Any, instance: str) -> dict[str, int]:
+    data = httpx.get(f"{estate.app_url(instance)}/api/stats", timeout=5).json()
+    return {"insured": int(data["insured"]), "payments": int(data["payments"])}
+
+
+def pay(base_url: str) -> httpx.Response:
+    return httpx.post(f"{base_url}/api/payments", json={"insured_id": 7, "amount": 1234}, timeout=5)
+
+
+def test_the_happy_path_moves_traffic_to_the_cloud_and_opens_a_three_month_window(
+    estate_env: Any, ledger_file: tuple[Ledger, str], tmp_path: Path, prefect_server: Any
+) -> None:
+    ledger, _ = ledger_file
+    spec = spec_with(estate_env)
+    rc = signed_context(ledger, spec, write_spec(spec, tmp_path / "specs"), tmp_path / "home")
+    outcome, ends = in_flow(lambda: (o := cut_over(rc), conclude(rc, o)))
+    assert outcome.state is SagaState.SUCCEEDED, outcome.summary()
+    assert whoami(estate_env) == "cloud"
+    assert lifecycle.current_state(ledger, spec.system.id) is LifecycleState.RETAINED
+    assert ends is not None and (ends - ledger.now()).days >= 89
+    window = ledger.current_retention_window(spec.system.id)
+    assert window is not None and window.ends_at == ends
+    verify = ledger.get_step(rc.run.id, "verify-rows")
+    assert verify is not None and verify.detail["tables"]["payments"]["matches"] is True
+
+
+def test_a_failure_at_step_k_undoes_the_steps_before_it_last_first(
+    estate_env: Any, ledger_file: tuple[Ledger, str], tmp_path: Path, prefect_server: Any
+) -> None:
+    ledger, _ = ledger_file
+    before = rows(estate_env, "legacy")
+    spec = spec_with(estate_env, **{"switch-traffic": {"run": ["route", "nowhere"]}})
+    rc = signed_context(ledger, spec, write_spec(spec, tmp_path / "specs"), tmp_path / "home")
+    outcome, _ = in_flow(lambda: (o := cut_over(rc), conclude(rc, o)))
+    assert outcome.state is SagaState.COMPENSATED and outcome.failed_step == "switch-traffic"
+    undo = [(s.step_id, s.action, s.outcome) for s in outcome.steps if s.action != "run"]
+    assert undo == [
+        ("verify-rows", "none", "nothing to undo"),
+        ("final-sync", "covered by reverse-sync", "undone"),
+        ("freeze", "undo", "undone"),
+    ]
+    order = [s.step_id for s in ledger.list_steps(rc.run.id)]
+    assert order.index("reverse-sync:covers:final-sync") < order.index("freeze:undo")
+    assert whoami(estate_env) == "legacy"
+    assert pay(estate_env.app_url("legacy")).status_code == 201  # unfrozen again
+    assert rows(estate_env, "legacy")["payments"] == before["payments"] + 1  # nothing lost
+    assert lifecycle.current_state(ledger, spec.system.id) is LifecycleState.COMPENSATED
+
+
+def test_a_failing_undo_ends_rollback_incomplete_naming_what_is_left(
+    estate_env: Any, ledger_file: tuple[Ledger, str], tmp_path: Path, prefect_server: Any
+) -> None:
+    ledger, _ = ledger_file
+    spec = spec_with(estate_env, freeze={"undo": ["false"]}, **{"switch-traffic": {"run": ["route", "nowhere"]}})
+    rc = signed_context(ledger, spec, write_spec(spec, tmp_path / "specs"), tmp_path / "home")
+    outcome, _ = in_flow(lambda: (o := cut_over(rc), conclude(rc, o)))
+    assert outcome.state is SagaState.INCOMPLETE
+    assert len(outcome.remaining) == 1 and "undo step 'freeze'" in outcome.remaining[0] and "exited 1" in outcome.remaining[0]
+    assert "ROLLBACK INCOMPLETE" in outcome.summary()
+    assert lifecycle.current_state(ledger, spec.system.id) is LifecycleState.ROLLBACK_INCOMPLETE
+    finished = [e for e in audit.events(ledger) if e.action == "cutover.finished"]
+    assert finished[0].outcome.value == "failed" and finished[0].detail["remaining"] == outcome.remaining
+
+
+def test_a_data_mismatch_blocks_the_traffic_switch(
+    estate_env: Any, ledger_file: tuple[Ledger, str], tmp_path: Path, prefect_server: Any
+) -> None:
+    ledger, _ = ledger_file
+    assert pay(estate_env.app_url("legacy")).status_code == 201  # legacy now has a row the cloud lacks
+    spec = spec_with(estate_env, **{"final-sync": {"run": ["true"]}})
+    rc = signed_context(ledger, spec, write_spec(spec, tmp_path / "specs"), tmp_path / "home")
+    outcome = cut_over(rc)
+    assert outcome.state is SagaState.COMPENSATED and outcome.failed_step == "verify-rows"
+    assert "payments" in (outcome.error or "") and "only in source" in (outcome.error or "")
+    assert ledger.get_step(rc.run.id, "switch-traffic") is None  # never started
+    assert whoami(estate_env) == "legacy"
+
+
+def test_a_second_cutover_of_the_same_system_is_refused_with_the_running_ones_id(
+    estate_env: Any, ledger_file: tuple[Ledger, str], tmp_path: Path
+) -> None:
+    ledger, _ = ledger_file
+    spec = spec_with(estate_env)
+    rc = signed_context(ledger, spec, write_spec(spec, tmp_path / "specs"), tmp_path / "home")
+    with pytest.raises(ConcurrencyRefused, match=f"already running: run {rc.run.id}.*resume=true"):
+        claim_run(ledger, spec, RunKind.CUTOVER, flow_run_id="another", resume=False, actor="test")
+    taken = claim_run(ledger, spec, RunKind.CUTOVER, flow_run_id="another", resume=True, actor="test")
+    assert taken.id == rc.run.id
+
+
+def test_a_worker_killed_mid_cutover_resumes_from_the_ledger_without_repeating_a_step(
+    estate_env: Any, ledger_file: tuple[Ledger, str], tmp_path: Path, prefect_server: Any
+) -> None:
+    ledger, url = ledger_file
+    tag = unique_id("k")
+    calls_log = estate_env.hosts["legacy"].root_dir / "data" / "calls.log"
+    steps = [
+        {"kind": "ssh", "id": "one", "name": "one", "host": "legacy", "run": ["count-calls", f"{tag}-one"], "undo": ["true"]},
+        {"kind": "ssh", "id": "two", "name": "two", "host": "legacy", "run": ["sh", "-c", f"count-calls {tag}-two; sleep 20"],
+         "undo": ["true"], "check": ["grep", "-q", f"^{tag}-two", str(calls_log)]},
+        {"kind": "ssh", "id": "three", "name": "three", "host": "legacy", "run": ["count-calls", f"{tag}-three"], "undo": ["true"]},
+    ]  # fmt: skip
+    data = demo_spec(estate_env, system_id=unique_id("hrss"))
+    data["cutover"]["steps"] = steps
+    spec = Spec.model_validate(data)
+    spec_path = write_spec(spec, tmp_path / "specs")
+    rc = signed_context(ledger, spec, spec_path, tmp_path / "home")
+    lifecycle.transition(ledger, spec.system.id, LifecycleState.CUTTING_OVER, actor="test", reason="killed below")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "tests.cutover_harness", str(spec_path), rc.run.id, url, str(tmp_path / "home")],
+        cwd=REPO, env={**os.environ}, start_new_session=True,
+    )  # fmt: skip
+    try:
+        _wait_for(lambda: f"{tag}-two" in calls_log.read_text(), 30)
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+    assert ledger.get_step(rc.run.id, "two").status is StepStatus.STARTED  # type: ignore[union-attr]
+    outcome = cut_over(resumed_context(ledger, spec, spec_path, tmp_path / "home", rc.run.id))
+    assert outcome.state is SagaState.SUCCEEDED, outcome.summary()
+    text = calls_log.read_text()
+    assert [text.count(f"{tag}-{name}\t") for name in ("one", "two", "three")] == [1, 1, 1]
+    assert ledger.get_step(rc.run.id, "two").detail["reconciled"].startswith("check passed")  # type: ignore[union-attr]
+
+
+def _wait_for(condition: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except FileNotFoundError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
