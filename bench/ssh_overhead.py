@@ -62,7 +62,7 @@ def raw_loop(estate: Estate, *, nodelay: bool) -> float:
 def _server_key(host: object) -> paramiko.PKey:
     import base64
 
-    kind, blob = host.host_public_key.split()[:2]  # type: ignore[attr-defined]
+    _kind, blob = host.host_public_key.split()[:2]  # type: ignore[attr-defined]
     return paramiko.Ed25519Key(data=base64.b64decode(blob))
 
 

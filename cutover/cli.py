@@ -79,8 +79,19 @@ def schema_text() -> str:
     return json.dumps(document, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
 
 
+_REGISTERED: list[bool] = []
+
+
 def _register_cli_modules() -> None:
+    """Attach the commands that live in other modules (once)."""
+    if _REGISTERED:
+        return
     import cutover._cli_ledger  # noqa: F401  (registers plan, status, audit)
+    from cutover._cli_signoff import approver_app, sign
+
+    app.add_typer(approver_app, name="approver")
+    app.command("sign")(sign)
+    _REGISTERED.append(True)
 
 
 def main() -> None:

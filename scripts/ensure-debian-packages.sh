@@ -7,10 +7,11 @@ declare -A need=(
   [/usr/bin/ssh-keygen]=openssh-client
   [/usr/sbin/nginx]=nginx-light
   [/usr/bin/chromium]=chromium
+  [/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc]=fonts-noto-cjk
 )
 missing=()
 for path in "${!need[@]}"; do
-  [ -x "$path" ] || missing+=("${need[$path]}")
+  [ -e "$path" ] || missing+=("${need[$path]}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
