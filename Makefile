@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: help venv system test lint typecheck pytest demo demo-stop schema bench clean
+.PHONY: help venv system test lint typecheck pytest demo demo-failure demo-stop schema bench clean
 
 help:
 	@echo "make demo   - run the demo cutover on loopback (embedded Prefect server, SQLite ledger)"
@@ -40,12 +40,14 @@ schema: venv
 	$(VENV)/bin/cutover schema --write
 
 demo: venv system
-	$(VENV)/bin/cutover validate cutover_specs/
-	$(VENV)/bin/cutover plan --out .demo/plan
-	$(VENV)/bin/cutover status
+	@$(VENV)/bin/cutover validate cutover_specs/
+	$(PY) -m demo.run up
 
-demo-stop:
-	@echo "nothing running"
+demo-failure: venv
+	$(PY) -m demo.run failure
+
+demo-stop: venv
+	$(PY) -m demo.run stop
 
 bench: venv system
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -11,7 +11,7 @@ from cutover.errors import ConfigurationError
 from cutover.ledger import AuditOutcome, LifecycleState, RunState
 from cutover.retention import window_end
 from cutover.spec import CutoverPlan
-from flows._context import RunContext
+from flows._context import RunContext, run_logger
 from rollback.saga import SagaOutcome, SagaState, run_saga
 from tasks.health import health_gate
 
@@ -68,7 +68,26 @@ def conclude(rc: RunContext, outcome: SagaOutcome) -> datetime | None:
         )  # fmt: skip
     lifecycle.transition(rc.ledger, rc.system_id, state, actor=rc.actor, reason=outcome.summary())
     publish_summary(rc, outcome, ends)
+    if ends is not None:
+        _offer_one_click_rollback(rc)
     return ends
+
+
+def _offer_one_click_rollback(rc: RunContext) -> None:
+    """Create the system's one-click rollback deployment; the window is open even if this fails."""
+    from prefect.exceptions import PrefectException
+
+    from rollback.deployments import deployment_url, ensure_rollback_deployment
+
+    try:
+        deployment = ensure_rollback_deployment(rc.system_id)
+    except (PrefectException, OSError, RuntimeError) as exc:
+        run_logger().error(
+            f"the one-click rollback deployment of {rc.system_id} could not be created ({exc}); "
+            f"roll back with `cutover rollback {rc.system_id}` and fix the Prefect work pool"
+        )
+        return
+    rc.log(f"one-click rollback: {deployment_url(deployment)} (Run → Quick run)")
 
 
 def publish_summary(rc: RunContext, outcome: SagaOutcome, ends: datetime | None) -> None:

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.utilities.annotations import quote
 
 from cutover import lifecycle
 from cutover.errors import CutoverError, TestPlatformError
@@ -68,7 +69,7 @@ def _platform(rc: RunContext) -> TestPlatform:
 def run_tests(rc: RunContext, platform: TestPlatform) -> tuple[StressResult, list[InternalTestResult]]:
     """Stress test, then internal tests; raise with the reason if either does not pass."""
     rc.log(f"stress test: {platform.stress.users} users against {platform.base_url} for {platform.stress.duration}")
-    stress = stress_test(platform.stress, str(platform.base_url), rc.workdir / "stress")
+    stress = stress_test(platform.stress, str(platform.base_url).rstrip("/"), rc.workdir / "stress")
     rc.ledger.record_stress_result(rc.run.id, rc.system_id, stress.model_dump(mode="json"), passed=stress.passed)
     stress.raise_for_verdict()
     return stress, [internal_test(rc, step) for step in platform.internal_tests]
@@ -78,7 +79,7 @@ def internal_test(rc: RunContext, step: SshStep | HttpCheckStep) -> InternalTest
     """Run one internal test and record it; raise TestPlatformError when it fails."""
     target = str(step.url) if isinstance(step, HttpCheckStep) else f"{step.host}: {' '.join(map(str, step.run))}"
     try:
-        result = _internal_task.with_options(task_run_name=f"internal-{step.id}")(rc, step)
+        result = _internal_task.with_options(task_run_name=f"internal-{step.id}")(quote(rc), quote(step))
     except CutoverError as exc:
         raise TestPlatformError(f"internal test {step.id} ({step.name}) failed: {exc}") from exc
     rc.log(f"internal test {step.id} passed in {result.duration_s:.2f} s")

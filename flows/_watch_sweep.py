@@ -36,6 +36,11 @@ from tasks.health import Probe, sweep
 RollbackHook = Callable[[Spec, str], str | None]  # what was started; None: nothing, ask again next sweep
 AlertHook = Callable[[Spec, list[Readiness]], None]
 
+#: Requests in flight per HTTP connection pool (see :func:`_probe_health`).
+POOL_SIZE = 8
+#: Systems probed per batch; a batch is recorded while the next one is probed.
+RECORD_BATCH = 100
+
 
 @dataclass(frozen=True)
 class WatchHooks:
@@ -81,7 +86,6 @@ class WatchState:
     last_health: dict[str, float] = field(default_factory=dict)
     last_ready: dict[str, float] = field(default_factory=dict)
     requested: dict[str, str] = field(default_factory=dict)  # system -> what the rollback hook started
-    alerted: dict[str, str] = field(default_factory=dict)  # system -> the alert raised
 
 
 @dataclass
@@ -112,7 +116,7 @@ async def sweep_once(
     state: WatchState,
     *,
     settings: Settings,
-    concurrency: int = 200,
+    concurrency: int = 32,
 ) -> SweepReport:
     """Probe what is due, record it, and call the hooks for what needs acting on."""
     started = time.perf_counter()
@@ -121,10 +125,9 @@ async def sweep_once(
     report.systems = len(watched)
     now = time.monotonic()
     due = [spec for spec in watched if _due(state.last_health, spec, _interval(spec), now)]
-    probes = await _probe_health(due, concurrency)
     ready_due = [spec for spec in watched if _due(state.last_ready, spec, state.readiness_every.total_seconds(), now)]
     readiness = await _probe_readiness(ready_due, settings)
-    streaks = await asyncio.to_thread(ledger.record_health, _health_probes(probes, readiness))
+    probes, streaks = await _probe_and_record(ledger, due, readiness, concurrency)
     for spec in due:
         state.last_health[spec.system.id] = now
     for spec in ready_due:
@@ -133,6 +136,24 @@ async def sweep_once(
     await asyncio.to_thread(_act, watched, streaks, readiness, hooks, state, report)
     report.duration_s = time.perf_counter() - started
     return report
+
+
+async def _probe_and_record(
+    ledger: Ledger, due: list[Spec], readiness: dict[str, list[Readiness]], concurrency: int
+) -> tuple[list[tuple[str, Probe]], dict[tuple[str, str], int]]:
+    """Probe in batches, recording each batch (on a thread) while the next one is probed."""
+    probes: list[tuple[str, Probe]] = []
+    streaks = await asyncio.to_thread(ledger.record_health, _health_probes([], readiness))
+    recording: asyncio.Task[dict[tuple[str, str], int]] | None = None
+    for start in range(0, len(due), RECORD_BATCH):
+        batch = await _probe_health(due[start : start + RECORD_BATCH], concurrency)
+        probes += batch
+        if recording is not None:
+            streaks.update(await recording)
+        recording = asyncio.create_task(asyncio.to_thread(ledger.record_health, _health_probes(batch, {})))
+    if recording is not None:
+        streaks.update(await recording)
+    return probes, streaks
 
 
 def _retained(ledger: Ledger, specs: dict[str, Spec], report: SweepReport) -> list[Spec]:
@@ -163,9 +184,20 @@ def _checks(spec: Spec) -> list[HttpCheckStep]:
 
 
 async def _probe_health(due: list[Spec], concurrency: int) -> list[tuple[str, Probe]]:
+    """Probe every due check; ``concurrency`` requests in flight, over pools of at most ``POOL_SIZE``.
+
+    httpx's connection pool scans its connections on every request, so one pool of hundreds
+    costs more CPU than the requests themselves; several small pools keep that cost flat.
+    """
     owners = [(spec.system.id, check) for spec in due for check in _checks(spec)]
-    seen = await sweep([check for _, check in owners], concurrency=concurrency)
-    return [(system_id, probe) for (system_id, _), probe in zip(owners, seen, strict=True)]
+    shards = max(1, min(len(owners), -(-concurrency // POOL_SIZE)))
+    parts = [owners[i::shards] for i in range(shards)]
+    results = await asyncio.gather(*(sweep([c for _, c in part], concurrency=POOL_SIZE) for part in parts))
+    return [
+        (system_id, probe)
+        for part, seen in zip(parts, results, strict=True)
+        for (system_id, _), probe in zip(part, seen, strict=True)
+    ]
 
 
 async def _probe_readiness(due: list[Spec], settings: Settings, parallel: int = 16) -> dict[str, list[Readiness]]:
@@ -205,8 +237,6 @@ def _act(
         if not_ready:
             hooks.alert(spec, not_ready)
             report.alerts[system_id] = "; ".join(r.describe() for r in not_ready)
-        elif system_id in readiness:
-            state.alerted.pop(system_id, None)
         failing = _failing(spec, streaks)
         if failing and system_id not in state.requested:
             started = hooks.rollback(spec, f"automatic rollback: {failing}")

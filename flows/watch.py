@@ -30,7 +30,7 @@ MIN_TICK_S, MAX_TICK_S = 0.5, 60.0
 
 
 @flow(name="watch-retention", persist_result=False, log_prints=False)
-async def watch_retention(duration_s: float = 0.0, readiness_every_s: float = 300.0, concurrency: int = 200) -> str:
+async def watch_retention(duration_s: float = 0.0, readiness_every_s: float = 300.0, concurrency: int = 32) -> str:
     """Sweep every retained system (once, or for ``duration_s``); roll back after K failed checks."""
     settings = get_settings()
     ledger = open_ledger(settings)
@@ -53,7 +53,7 @@ async def watch_loop(
     *,
     settings: Settings,
     duration_s: float,
-    concurrency: int = 200,
+    concurrency: int = 32,
 ) -> list[SweepReport]:
     """Sweep, then sleep until the next system is due, until ``duration_s`` has passed."""
     end = time.monotonic() + duration_s

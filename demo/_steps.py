@@ -1,0 +1,287 @@
+"""The steps of ``python -m demo.run up|failure|stop|code`` (see :mod:`demo.run`)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import httpx
+
+from demo._procs import load_state, prefect_cli, save_state, spawn, stop_group, wait_http
+from demo.run import (
+    APPROVERS,
+    LOGS,
+    POOL,
+    REPO,
+    STATE_DIR,
+    STATE_FILE,
+    SYSTEM,
+    UI,
+    base_env,
+    estate_root,
+    say,
+    wipe_state,
+)
+
+_WAIT_FOR_CUTOVER_S = 600
+
+
+# ------------------------------------------------------------------------------------- up
+def up(args: list[str]) -> int:
+    """Start everything, trigger the cutover, follow it to the retention window."""
+    auto = os.environ.get("AUTO_SIGN") == "1" or "--auto-sign" in args
+    started = time.monotonic()
+    stop([], quiet=True)
+    _require_free_port(4200)
+    wipe_state()
+    say("== 1/6 Prefect server (SQLite) on 127.0.0.1:4200 and the demo estate on loopback")
+    server = spawn("server", [*prefect_cli(), "server", "start", "--host", "127.0.0.1", "--port", "4200"], env=os.environ, logs=LOGS, cwd=STATE_DIR)
+    save_state(STATE_FILE, {"server": server, "estate_root": str(estate_root())})
+    estate = _start_estate()
+    wait_http(f"{UI}/api/health", timeout_s=120, what="the Prefect server", log=LOGS / "server.log")
+    _write_env_file(estate)
+    say(f"   estate: gateway {estate.gateway_url} -> legacy; hosts {', '.join(f'{n} {h.address}' for n, h in estate.hosts.items())}")
+    say("== 2/6 spec, approvers, deployments (prefect.yaml) and a process worker")
+    _prepare(estate)
+    worker = spawn("worker", [*prefect_cli(), "worker", "start", "--pool", POOL, "--type", "process", "--limit", "6"], env=os.environ, logs=LOGS, cwd=REPO)
+    save_state(STATE_FILE, {**load_state(STATE_FILE), "worker": worker})
+    say("== 3/6 cutover of 社会保险信息系统: stress test, internal tests, trial-run report")
+    run_id = _trigger()
+    final = _follow(run_id, auto)
+    return _conclude(estate, final, started)
+
+
+def _require_free_port(port: int) -> None:
+    from demo._proc import port_is_free
+
+    if not port_is_free("127.0.0.1", port):
+        raise SystemExit(f"127.0.0.1:{port} is taken (another Prefect server?); stop it, then run make demo again")
+
+
+def _start_estate() -> Any:
+    """Start the estate on the default ports, or the next free ones if something holds them."""
+    from demo._proc import free_port
+    from demo.estate import APP_HOSTS, DEFAULT_ADDRESSES, GATEWAY_HOST, Estate
+
+    root = estate_root()
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    root.chmod(0o755)
+    return Estate.start(
+        root,
+        port=free_port(list(DEFAULT_ADDRESSES.values()), 2222),
+        app_port=free_port([DEFAULT_ADDRESSES[name] for name in APP_HOSTS], 8000),
+        gateway_port=free_port([DEFAULT_ADDRESSES[GATEWAY_HOST]], 8080),
+    )
+
+
+def _write_env_file(estate: Any) -> None:
+    from demo.specs import secret_env
+
+    os.environ.update(secret_env(estate))
+    lines = [f"export {k}={v}" for k, v in {**base_env(), **secret_env(estate)}.items()]
+    (STATE_DIR / "env").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _prepare(estate: Any) -> None:
+    from cutover.approvers import enroll
+    from cutover.runtime import open_ledger, register
+    from demo.specs import write_demo_spec
+    from rollback.deployments import ensure_work_pool
+
+    spec_path = write_demo_spec(estate, STATE_DIR / "specs")
+    from cutover.spec import load_spec
+
+    ledger = open_ledger()
+    register(ledger, load_spec(spec_path), actor="demo")
+    uris = [f"{a_id} ({name}, {party}): {enroll(ledger, a_id, name).uri}" for a_id, name, party in APPROVERS]
+    (STATE_DIR / "approvers.txt").write_text("\n".join(uris) + "\n", encoding="utf-8")
+    ensure_work_pool(POOL)
+    deployed = subprocess.run([*prefect_cli(), "--no-prompt", "deploy", "--all"], cwd=REPO, env=os.environ, capture_output=True, text=True)
+    (LOGS / "deploy.log").write_text(deployed.stdout + deployed.stderr, encoding="utf-8")
+    if deployed.returncode != 0:
+        raise SystemExit(f"prefect deploy --all failed (exit {deployed.returncode}); see {LOGS / 'deploy.log'}")
+    say(f"   spec {spec_path.relative_to(REPO)}; approvers enrolled (TOTP secrets in {STATE_DIR.relative_to(REPO)}/approvers.txt)")
+
+
+def _trigger() -> UUID:
+    from prefect.deployments import run_deployment
+
+    run = run_deployment("cutover/cutover", parameters={"system_id": SYSTEM, "actor": "demo"}, timeout=0)
+    say(f"   flow run: {UI}/runs/flow-run/{run.id}")
+    return run.id
+
+
+# ------------------------------------------------------------------------ follow the run
+def _follow(run_id: UUID, auto: bool) -> Any:
+    from prefect import get_client
+
+    shown, announced = 0, set()
+    deadline = time.monotonic() + _WAIT_FOR_CUTOVER_S if auto else float("inf")
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            shown = _print_logs(client, run_id, shown)
+            state = client.read_flow_run(run_id).state
+            if state is not None and state.is_final():
+                _print_logs(client, run_id, shown)
+                return state
+            key = state.state_details.pause_key if state is not None and state.is_paused() else None
+            if key and key not in announced and _form_ready(client, run_id, state, key):
+                announced.add(key)
+                _announce(run_id, key, len(announced))
+                if auto:
+                    _sign_next(run_id)
+            time.sleep(1)
+    raise SystemExit(f"the cutover did not finish within {_WAIT_FOR_CUTOVER_S} s; see {UI}/runs/flow-run/{run_id} and {LOGS}")
+
+
+def _print_logs(client: Any, run_id: UUID, shown: int) -> int:
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.client.schemas.sorting import LogSort
+
+    logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])), offset=shown, limit=200, sort=LogSort.TIMESTAMP_ASC)
+    for log in logs:
+        say(f"   {log.timestamp:%H:%M:%S} {log.message}")
+    return shown + len(logs)
+
+
+def _form_ready(client: Any, run_id: UUID, state: Any, key: str) -> bool:
+    try:
+        client.read_flow_run_input(run_id, f"{(state.name or '').lower()}-{key}-description")
+    except Exception:
+        return False
+    return True
+
+
+def _announce(run_id: UUID, key: str, n: int) -> None:
+    say(f"== 4/6 joint sign-off (共同认可), signature {n} of 2 — the run is suspended and holds no worker")
+    say(f"   sign in the Prefect UI: {UI}/v2/runs/flow-run/{run_id}  (⋮ menu → Resume → fill in the form)")
+    say(f"   or in a terminal: source .demo/env && .venv/bin/cutover sign {SYSTEM} --as wang.li   (zhao.min for the cloud provider)")
+    say("   current codes: .venv/bin/python -m demo.run code wang.li   (the TOTP secrets are in .demo/approvers.txt)")
+
+
+def _sign_next(run_id: UUID) -> None:
+    from prefect.flow_runs import resume_flow_run
+
+    from cutover.approvers import code_for
+    from cutover.runtime import open_ledger
+
+    ledger = open_ledger()
+    signed = {s.approver_id for s in ledger.signatures_for(SYSTEM)}
+    approver = next(a_id for a_id, _, _ in APPROVERS if a_id not in signed)
+    code = code_for(ledger, approver, at=datetime.now(UTC))
+    resume_flow_run(run_id, run_input={"approver_id": approver, "decision": "approve", "comment": "AUTO_SIGN demo 同意", "code": code})
+    say(f"   AUTO_SIGN: signed as {approver}")
+
+
+# ------------------------------------------------------------------------------ conclude
+def _conclude(estate: Any, final: Any, started: float) -> int:
+    from cutover.runtime import open_ledger
+    from rollback.deployments import deployment_url, find_rollback_deployment
+
+    if not final.is_completed():
+        say(f"!! the cutover run ended {final.name}: {final.message}; see {LOGS}")
+        return 1
+    who = httpx.get(f"{estate.gateway_url}/api/whoami", timeout=5, trust_env=False).json()["name"]
+    window = open_ledger().current_retention_window(SYSTEM)
+    say(f"== 5/6 cut over in {time.monotonic() - started:.0f} s: the gateway {estate.gateway_url} is now answered by '{who}'")
+    if window is not None:
+        say(f"   retention window (原系统保留期) ends {window.ends_at:%Y-%m-%d %H:%M} UTC; the original stays ready until then")
+    deployment = find_rollback_deployment(SYSTEM)
+    say("== 6/6 the way back")
+    if deployment is not None:
+        say(f"   one click: {deployment_url(deployment)}  (Run → Quick run)")
+    say(f"   CLI:       source .demo/env && .venv/bin/cutover rollback {SYSTEM}")
+    say("   automatic: make demo-failure   (breaks the cloud copy; the watch rolls back)    stop: make demo-stop")
+    return 0 if who == "cloud" else 1
+
+
+# ------------------------------------------------------------------------------- failure
+def failure(args: list[str]) -> int:
+    """Write a payment on the cloud copy, break it, and show the automatic rollback bring it home."""
+    from cutover import lifecycle
+    from cutover.ledger import LifecycleState
+    from cutover.runtime import open_ledger
+    from demo.estate import Estate
+    from demo.specs import secret_env
+
+    estate = Estate.load(estate_root())
+    os.environ.update(secret_env(estate))
+    ledger = open_ledger()
+    if lifecycle.current_state(ledger, SYSTEM) is not LifecycleState.RETAINED:
+        say(f"{SYSTEM} is not in its retention window (run `make demo` first)")
+        return 3
+    paid = httpx.post(f"{estate.gateway_url}/api/payments", json={"insured_id": 42, "amount": 8800}, timeout=5, trust_env=False)
+    paid.raise_for_status()
+    on_cloud = _payments(estate, "cloud")
+    say(f"== a payment written through the gateway during the window (cloud copy now has {on_cloud} payments)")
+    httpx.post(f"{estate.app_url('cloud')}/admin/faults", json={"healthy": False}, timeout=5, trust_env=False).raise_for_status()
+    say("== the cloud copy is broken (its /healthz answers 503); the retention watch counts failed checks ...")
+    started = time.monotonic()
+    _ensure_watching()
+    state = _wait_for_rollback(ledger, timeout_s=180)
+    who = httpx.get(f"{estate.gateway_url}/api/whoami", timeout=5, trust_env=False).json()["name"]
+    on_legacy = _payments(estate, "legacy")
+    say(f"== automatic rollback finished in {time.monotonic() - started:.0f} s: state {state.value}; the gateway is answered by '{who}'")
+    say(f"   payments on the original: {on_legacy} (the cloud copy had {on_cloud}) — {'nothing lost' if on_legacy >= on_cloud else 'ROWS MISSING'}")
+    httpx.post(f"{estate.app_url('cloud')}/admin/faults", json={"healthy": True}, timeout=5, trust_env=False)
+    return 0 if who == "legacy" and on_legacy >= on_cloud else 1
+
+
+def _payments(estate: Any, instance: str) -> int:
+    return int(httpx.get(f"{estate.app_url(instance)}/api/stats", timeout=5, trust_env=False).json()["payments"])
+
+
+def _ensure_watching() -> None:
+    """Start a watch run now (the deployment allows one at a time: a scheduled one already running keeps watching)."""
+    from prefect.deployments import run_deployment
+
+    run_deployment("watch-retention/watch", parameters={"duration_s": 150}, timeout=0)
+
+
+def _wait_for_rollback(ledger: Any, timeout_s: float) -> Any:
+    from cutover import lifecycle
+    from cutover.ledger import LifecycleState
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        state = lifecycle.current_state(ledger, SYSTEM)
+        if state in (LifecycleState.ROLLED_BACK, LifecycleState.ROLLBACK_INCOMPLETE):
+            return state
+        time.sleep(1)
+    raise SystemExit(f"no automatic rollback within {timeout_s:.0f} s; see {LOGS}/worker.log")
+
+
+# ---------------------------------------------------------------------------------- stop
+def stop(args: list[str], quiet: bool = False) -> int:
+    """End the worker, the server and the estate a previous ``up`` started."""
+    state = load_state(STATE_FILE)
+    for name in ("worker", "server"):
+        pid = state.get(name)
+        if isinstance(pid, int):
+            stop_group(pid)
+    root = Path(str(state.get("estate_root") or estate_root()))
+    if (root / "estate.json").exists():
+        from demo.estate import Estate
+
+        Estate.load(root).stop()
+    shutil.rmtree(root, ignore_errors=True)
+    if not quiet:
+        say("demo stopped: worker, Prefect server and estate ended (state kept in .demo/ until the next `make demo`)")
+    return 0
+
+
+def code(args: list[str]) -> int:
+    """Print an approver's current one-time code (demo approvers only)."""
+    from cutover.approvers import code_for
+    from cutover.runtime import open_ledger
+
+    approver = args[0] if args else "wang.li"
+    say(code_for(open_ledger(), approver, at=datetime.now(UTC)))
+    return 0
