@@ -16,7 +16,6 @@ from datetime import datetime
 from pathlib import Path
 
 import pyotp
-import qrcode
 from cryptography.fernet import Fernet, InvalidToken
 
 from cutover.errors import ConfigurationError
@@ -112,6 +111,8 @@ def provisioning_uri(secret: str, approver_id: str) -> str:
 
 def terminal_qr(data: str) -> str:
     """``data`` as a QR code drawn with half-block characters, for a terminal."""
+    import qrcode  # only enrolling draws codes; signing flows need not import it
+
     code = qrcode.QRCode(border=2, error_correction=qrcode.constants.ERROR_CORRECT_M)
     code.add_data(data)
     code.make(fit=True)

@@ -87,10 +87,13 @@ def _register_cli_modules() -> None:
     if _REGISTERED:
         return
     import cutover._cli_ledger  # noqa: F401  (registers plan, status, audit)
+    from cutover._cli_retention import decommission, rollback
     from cutover._cli_signoff import approver_app, sign
 
     app.add_typer(approver_app, name="approver")
     app.command("sign")(sign)
+    app.command()(rollback)
+    app.command()(decommission)
     _REGISTERED.append(True)
 
 

@@ -79,7 +79,8 @@ def internal_test(rc: RunContext, step: SshStep | HttpCheckStep) -> InternalTest
     """Run one internal test and record it; raise TestPlatformError when it fails."""
     target = str(step.url) if isinstance(step, HttpCheckStep) else f"{step.host}: {' '.join(map(str, step.run))}"
     try:
-        result = _internal_task.with_options(task_run_name=f"internal-{step.id}")(quote(rc), quote(step))
+        runner = _internal_task.with_options(task_run_name=f"internal-{step.id}")
+        result = runner(quote(rc), quote(step))  # type: ignore[call-overload]  # quote: Prefect must not walk these
     except CutoverError as exc:
         raise TestPlatformError(f"internal test {step.id} ({step.name}) failed: {exc}") from exc
     rc.log(f"internal test {step.id} passed in {result.duration_s:.2f} s")

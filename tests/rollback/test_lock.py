@@ -53,7 +53,7 @@ def test_rollback_is_refused_after_decommission(rb_ledger: Ledger, estate: Estat
     rb_ledger.close_retention_window(retained.system_id, RetentionCloseReason.DECOMMISSIONED)
     lifecycle.transition(rb_ledger, retained.system_id, LifecycleState.DECOMMISSIONED, actor="test", reason="exit")
 
-    with pytest.raises(RetentionError, match="was decommissioned .* cannot be rolled back"):
+    with pytest.raises(RetentionError, match=r"was decommissioned .* cannot be rolled back"):
         run_rollback(retained.spec, rb_ledger, actor="test")
     assert _rollbacks(rb_ledger, retained.system_id) == []
 

@@ -41,7 +41,13 @@ def test_rollback_restores_traffic_and_the_rows_written_on_the_cloud(
         RunKind.ROLLBACK, RunState.SUCCEEDED, retained.cutover_run_id,
     )  # fmt: skip
     steps = [(s.step_id, s.status) for s in rb_ledger.list_steps(outcome.run_id)]
-    assert [k for k, _ in steps] == ["reverse-sync", "verify-reverse", "unfreeze-legacy", "route-back", "original-health"]
+    assert [k for k, _ in steps] == [
+        "reverse-sync",
+        "verify-reverse",
+        "unfreeze-legacy",
+        "route-back",
+        "original-health",
+    ]
     assert {status for _, status in steps} == {StepStatus.SUCCEEDED}
     assert rb_ledger.get_lock(retained.system_id) is None
 

@@ -113,7 +113,11 @@ def test_a_failing_undo_ends_rollback_incomplete_naming_what_is_left(
     rc = signed_context(ledger, spec, write_spec(spec, tmp_path / "specs"), tmp_path / "home")
     outcome, _ = in_flow(lambda: (o := cut_over(rc), conclude(rc, o)))
     assert outcome.state is SagaState.INCOMPLETE
-    assert len(outcome.remaining) == 1 and "undo step 'freeze'" in outcome.remaining[0] and "exited 1" in outcome.remaining[0]
+    assert (
+        len(outcome.remaining) == 1
+        and "undo step 'freeze'" in outcome.remaining[0]
+        and "exited 1" in outcome.remaining[0]
+    )
     assert "ROLLBACK INCOMPLETE" in outcome.summary()
     assert lifecycle.current_state(ledger, spec.system.id) is LifecycleState.ROLLBACK_INCOMPLETE
     finished = [e for e in audit.events(ledger) if e.action == "cutover.finished"]

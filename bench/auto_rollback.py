@@ -1,0 +1,87 @@
+"""Benchmark: automatic rollback — from the first failed check to traffic restored, on a demo estate.
+
+Starts its own estate on loopback, cuts the demo system over (gateway → cloud), then makes the
+cloud copy unhealthy and runs the watcher's sweeps at the spec's interval (2 s, K = 3). The
+rollback hook runs the rollback in the watcher's process (on a thread), as the watch flow does
+when no rollback deployment exists. Measured: from the fault to the gateway answering from
+``legacy`` and the rollback recorded as succeeded. Target ≤ interval × K + 5 s (11 s).
+
+Usage: .venv/bin/python bench/auto_rollback.py [ROUNDS]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx
+
+from cutover.ledger import Ledger
+from cutover.settings import Settings
+from cutover.spec import Spec
+from demo.estate import Estate
+from demo.specs import secret_env
+from flows._watch_sweep import WatchHooks, WatchState, sweep_once
+from rollback._run import RollbackOutcome, run_rollback
+from tests.fixtures.estate import make_estate_root, start_test_estate
+from tests.rollback._retained import cut_over_for_real, estate_spec, whoami
+
+
+def one_round(estate: Estate, ledger: Ledger, settings: Settings, executor: ThreadPoolExecutor) -> float:
+    spec = estate_spec(estate)
+    cut_over_for_real(estate, ledger, spec, settings)
+    started: list[Future[RollbackOutcome]] = []
+
+    def rollback(target: Spec, reason: str) -> str:
+        started.append(executor.submit(run_rollback, target, ledger, actor="watch", settings=settings))
+        return "in-process rollback"
+
+    hooks = WatchHooks(rollback=rollback, alert=lambda spec, seen: None)
+    state = WatchState(readiness_every=timedelta(hours=1))
+    asyncio.run(sweep_once(ledger, {spec.system.id: spec}, hooks, state, settings=settings))  # healthy baseline
+    httpx.post(f"{estate.app_url('cloud')}/admin/faults", json={"healthy": False}, trust_env=False).raise_for_status()
+    fault = time.perf_counter()
+    interval = spec.retention.watch.interval.total_seconds()
+    deadline = fault + 60
+    while not started and time.perf_counter() < deadline:
+        asyncio.run(sweep_once(ledger, {spec.system.id: spec}, hooks, state, settings=settings))
+        if not started:
+            time.sleep(interval)
+    outcome = started[0].result(timeout=60)
+    assert whoami(estate) == "legacy", outcome.summary()
+    elapsed = time.perf_counter() - fault
+    estate.reset()
+    return elapsed
+
+
+def main(rounds: int = 3) -> None:
+    root = make_estate_root("bench-auto-")
+    estate = start_test_estate(root)
+    try:
+        os.environ.update(secret_env(estate))
+        with tempfile.TemporaryDirectory() as home, ThreadPoolExecutor(2) as executor:
+            ledger = Ledger(f"sqlite:///{home}/ledger.db", digest="sm3")
+            ledger.migrate()
+            settings = Settings(home=Path(home))
+            times = []
+            for n in range(rounds):
+                times.append(one_round(estate, ledger, settings, executor))
+                print(f"  round {n + 1}: fault → traffic restored and verified in {times[-1]:.2f} s")
+            print(
+                f"automatic rollback: median {statistics.median(times):.2f} s over {rounds} (interval 2 s × K 3 + 5 s = 11 s target)"
+            )
+    finally:
+        estate.stop()
+
+
+if __name__ == "__main__":
+    main(*(int(a) for a in sys.argv[1:2]))

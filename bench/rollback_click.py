@@ -1,0 +1,85 @@
+"""Benchmark: one-click rollback — from the click (a run of the rollback deployment created) to the
+traffic answered by the original, with the rollback verified and recorded. Target ≤ 10 s.
+
+Starts a Prefect server (SQLite, 1 s polling), a process worker on the ``cutover-process`` pool,
+and a demo estate, all on loopback. Each round cuts a fresh system over (gateway → cloud), creates
+its rollback deployment, then "clicks": ``create_flow_run_from_deployment`` — what the UI's Quick
+run does. The clock stops when the gateway answers from ``legacy`` and the flow run is Completed.
+
+Usage: .venv/bin/python bench/rollback_click.py [ROUNDS]
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from prefect import get_client
+
+from cutover.ledger import Ledger
+from cutover.settings import Settings
+from demo.specs import secret_env
+from rollback.deployments import DEFAULT_POOL, ensure_rollback_deployment
+from tests.fixtures.estate import make_estate_root, start_test_estate
+from tests.fixtures.prefect_server import REPO_ROOT, kill_group, running_prefect_server, using_server
+from tests.rollback._retained import cut_over_for_real, estate_spec, whoami
+from tests.specbuilder import write_spec
+
+
+def click(deployment_id: object, estate: object) -> float:
+    with get_client(sync_client=True) as client:
+        started = time.perf_counter()
+        run = client.create_flow_run_from_deployment(deployment_id)  # type: ignore[arg-type]
+        while True:
+            state = client.read_flow_run(run.id).state
+            if state is not None and state.is_final():
+                break
+            time.sleep(0.1)
+    assert state.is_completed(), f"{state.name}: {state.message}"
+    assert whoami(estate) == "legacy"  # type: ignore[arg-type]
+    return time.perf_counter() - started
+
+
+def main(rounds: int = 3) -> None:
+    work = Path(tempfile.mkdtemp(prefix="bench-click-"))
+    estate = start_test_estate(make_estate_root("bench-click-estate-"))
+    ledger = Ledger(f"sqlite:///{work}/ledger.db", digest="sm3")
+    ledger.migrate()
+    settings = Settings(home=work / "home")
+    os.environ.update(secret_env(estate))
+    try:
+        with running_prefect_server(work / "prefect") as server, using_server(server):
+            env = {**os.environ, **server.client_env(), "CUTOVER_DATABASE_URL": ledger.safe_url,
+                   "CUTOVER_SPECS_DIR": str(work / "specs"), "CUTOVER_HOME": str(work / "home")}  # fmt: skip
+            ensure_rollback_deployment("warm-up", work_pool=DEFAULT_POOL, link=False)
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "prefect", "worker", "start", "--pool", DEFAULT_POOL, "--type", "process"],
+                env=env, cwd=REPO_ROOT, stdout=(work / "worker.log").open("wb"), stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+            try:
+                times = []
+                for n in range(rounds):
+                    spec = estate_spec(estate)
+                    write_spec(spec, work / "specs")
+                    cut_over_for_real(estate, ledger, spec, settings)
+                    deployment_id = ensure_rollback_deployment(spec.system.id, work_pool=DEFAULT_POOL, link=False)
+                    times.append(click(deployment_id, estate))
+                    print(f"  round {n + 1}: click → original serving, verified, in {times[-1]:.2f} s")
+                    estate.reset()
+                print(f"one-click rollback: median {statistics.median(times):.2f} s over {rounds} (target ≤ 10 s)")
+            finally:
+                kill_group(worker)
+    finally:
+        estate.stop()
+
+
+if __name__ == "__main__":
+    main(*(int(a) for a in sys.argv[1:2]))

@@ -1,0 +1,120 @@
+"""Both approvers sign a suspended run's form in the Prefect v2 UI, driven by Chromium.
+
+PyPI ``playwright`` drives Debian's ``/usr/bin/chromium`` (never ``playwright install``). The
+filled form is saved to ``docs/img/signoff-form.png`` for the README.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+from prefect.client.schemas.objects import StateType
+
+from cutover.ledger import Party
+from tests.fixtures.prefect_server import REPO_ROOT, PrefectServer
+from tests.tasks._signoff_estate import (
+    Estate,
+    make_estate,
+    new_totp_key,
+    served_deployment,
+    sqlite_copy,
+    start_run,
+    wait_final,
+    wait_for_form,
+)
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOT = REPO_ROOT / "docs" / "img" / "signoff-form.png"
+
+pytestmark = [
+    pytest.mark.timeout(120),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed at /usr/bin/chromium"),
+]
+
+if CHROMIUM.exists():
+    from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+
+@pytest.fixture(scope="module")
+def ui_totp_key() -> str:
+    return new_totp_key()
+
+
+@pytest.fixture(scope="module")
+def ui_deployment(
+    prefect_server_session: PrefectServer, ui_totp_key: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    yield from served_deployment(prefect_server_session, ui_totp_key, tmp_path_factory.mktemp("ui-runner"))
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield instance
+        instance.close()
+
+
+def _open_form(page: Page, server: PrefectServer, flow_run_id: UUID) -> None:
+    page.goto(server.ui_url(f"/v2/runs/flow-run/{flow_run_id}"))
+    page.get_by_role("button", name="Open menu").first.click()
+    page.get_by_role("menuitem", name="Resume").click()
+    expect(page.get_by_role("dialog", name="Resume Flow Run")).to_be_visible()
+
+
+def _fill(page: Page, estate: Estate, approver_id: str) -> None:
+    dialog = page.get_by_role("dialog", name="Resume Flow Run")
+    dialog.get_by_role("textbox", name="Approver id 审批人账号").fill(approver_id, timeout=15_000)
+    dialog.get_by_role("button", name="Select Decision 决定").click()
+    page.get_by_role("option", name="approve").click()
+    dialog.get_by_role("textbox", name="Comment 意见").fill(f"同意 — {approver_id}")
+    dialog.get_by_role("textbox", name="Code 动态验证码").fill(estate.phone.code(approver_id))
+
+
+def _submit(page: Page, flow_run_id: UUID) -> None:
+    dialog = page.get_by_role("dialog", name="Resume Flow Run")
+    with page.expect_response(lambda r: r.url.endswith(f"/flow_runs/{flow_run_id}/resume")) as answer:
+        dialog.get_by_role("button", name="Resume").click()
+    response = answer.value
+    assert response.status == 201, f"resume refused: {response.status} {response.text()}"
+
+
+def test_both_parties_sign_in_the_v2_ui_and_the_run_resumes(
+    prefect_server: PrefectServer,
+    ui_deployment: str,
+    browser: Browser,
+    tmp_path: Path,
+    sqlite_template: Path,
+    ui_totp_key: str,
+) -> None:
+    estate = make_estate(tmp_path, sqlite_copy(tmp_path, sqlite_template), ui_totp_key)
+    run = start_run(ui_deployment, estate.parameters())
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+
+    wait_for_form(run, 1)
+    _open_form(page, prefect_server, run)
+    _fill(page, estate, estate.department)
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    _submit(page, run)
+
+    wait_for_form(run, 2)
+    _open_form(page, prefect_server, run)
+    _fill(page, estate, estate.cloud)
+    _submit(page, run)
+
+    final = wait_final(run)
+    assert final.state is not None and final.state.type == StateType.COMPLETED, final.state
+    rows = estate.ledger.signatures_for(estate.system_id)
+    assert [(r.party, r.approver_id) for r in rows] == [
+        (Party.DEPARTMENT, estate.department),
+        (Party.CLOUD_PROVIDER, estate.cloud),
+    ]
+    estate.ledger.dispose()
