@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: help venv system test lint typecheck pytest demo demo-failure demo-stop schema bench clean
+.PHONY: help venv system test lint typecheck pytest demo demo-failure demo-stop demo-test schema bench clean
 
 help:
 	@echo "make demo   - run the demo cutover on loopback (embedded Prefect server, SQLite ledger)"
@@ -48,6 +48,9 @@ demo-failure: venv
 
 demo-stop: venv
 	$(PY) -m demo.run stop
+
+demo-test: venv system
+	scripts/demo-test.sh
 
 bench: venv system
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
