@@ -6,6 +6,8 @@ filled form is saved to ``docs/img/signoff-form.png`` for the README.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from uuid import UUID
@@ -27,7 +29,12 @@ from tests.tasks._signoff_estate import (
 )
 
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOT = REPO_ROOT / "docs" / "img" / "signoff-form.png"
+# The README's screenshot is refreshed only on request (CUTOVER_SCREENSHOTS=1); otherwise a tmp file.
+SCREENSHOT = (
+    REPO_ROOT / "docs" / "img" / "signoff-form.png"
+    if os.environ.get("CUTOVER_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "cutover-signoff-form.png"
+)
 
 pytestmark = [
     pytest.mark.timeout(120),
