@@ -30,6 +30,7 @@ SpecPaths = Annotated[
     typer.Argument(help="Spec files or directories (default: the specs directory from settings)."),
 ]
 SCHEMA_PATH = Path("cutover_specs/schema.json")
+REFERENCE_PATH = Path("docs/spec-reference.md")
 
 
 def _paths(paths: list[Path] | None) -> list[Path]:
@@ -61,13 +62,19 @@ def validate(paths: SpecPaths = None) -> None:
 
 @app.command()
 def schema(
-    write: Annotated[bool, typer.Option("--write", help=f"Write {SCHEMA_PATH} instead of printing.")] = False,
+    write: Annotated[
+        bool, typer.Option("--write", help=f"Write {SCHEMA_PATH} and {REFERENCE_PATH} instead of printing.")
+    ] = False,
 ) -> None:
     """Print (or write) the JSON Schema of cutover specs, for editors."""
     text = schema_text()
     if write:
+        from cutover._schema_doc import spec_reference
+
         SCHEMA_PATH.write_text(text, encoding="utf-8")
-        console.print(f"wrote {SCHEMA_PATH}")
+        REFERENCE_PATH.parent.mkdir(parents=True, exist_ok=True)
+        REFERENCE_PATH.write_text(spec_reference(), encoding="utf-8")
+        console.print(f"wrote {SCHEMA_PATH} and {REFERENCE_PATH}")
     else:
         typer.echo(text, nl=False)
 

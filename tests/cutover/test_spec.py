@@ -244,3 +244,11 @@ def test_the_spec_digest_changes_when_the_spec_changes(write_spec: WriteSpec) ->
     after = load_spec(write_spec(("p95_ms: 800", "p95_ms: 900"))).digest()
     assert before.startswith("sm3:") and before != after
     assert load_spec(EXAMPLE).digest("sha256").startswith("sha256:")
+
+
+def test_the_spec_reference_in_docs_is_current() -> None:
+    from cutover._schema_doc import spec_reference
+
+    written = (ROOT / "docs" / "spec-reference.md").read_text(encoding="utf-8")
+    assert written == spec_reference(), "docs/spec-reference.md is stale: run `make schema`"
+    assert "## SshStep" in written and "| `covered_by` |" in written
