@@ -109,18 +109,45 @@ def _recorded_tests(rc: RunContext, platform: TestPlatform) -> tuple[StressResul
 
 
 # ------------------------------------------------------------------------------ trial run
+class TrialRunNotOver(Exception):
+    """The spec's minimum trial-run period has not elapsed yet (not an error: the flow comes back)."""
+
+    def __init__(self, until: datetime) -> None:
+        self.until = until
+        super().__init__(f"the trial run lasts until {until:%Y-%m-%d %H:%M:%S} UTC")
+
+
 def trial_run(rc: RunContext, platform: TestPlatform) -> TrialRunHealth:
-    """Health statistics of the trial-run period (sampled now when the period is zero)."""
-    end = rc.ledger.now()
-    start = end - platform.trial_run
-    if platform.trial_run > timedelta(0):
-        return _observed_health(rc, start, end)
+    """Health statistics of the trial-run period; raise TrialRunNotOver while it lasts.
+
+    The period starts when the tests passed. While it lasts, each visit samples the test
+    platform's health checks into the ledger (the flow then schedules its next visit and ends,
+    holding no worker). A zero period (demos) samples a few probes now.
+    """
+    if platform.trial_run <= timedelta(0):
+        now = rc.ledger.now()
+        probes = [probe(check) for _ in range(_SAMPLE_PROBES) for check in platform.health]
+        return _health_of(probes, now, now)
+    stored = rc.ledger.latest_stress_result(rc.system_id)
+    started = stored.created_at if stored is not None else rc.ledger.now()
+    until = started + platform.trial_run
+    if rc.ledger.now() < until:
+        sample_trial_health(rc, platform)
+        raise TrialRunNotOver(until)
+    return _observed_health(rc, started, until)
+
+
+def sample_trial_health(rc: RunContext, platform: TestPlatform) -> None:
+    """Probe the test platform's health checks a few times and fold the results into the ledger."""
+    from cutover.ledger import HealthProbe
+
     probes = [probe(check) for _ in range(_SAMPLE_PROBES) for check in platform.health]
-    return _health_of(probes, start, end)
+    rc.ledger.record_health(HealthProbe(rc.system_id, f"trial:{p.check}", p.passed, p.latency_ms) for p in probes)
+    rc.log(f"trial run: {sum(p.passed for p in probes)} of {len(probes)} health probes passed")
 
 
 def _observed_health(rc: RunContext, start: datetime, end: datetime) -> TrialRunHealth:
-    history = rc.ledger.health_history(rc.system_id, since=start)
+    history = [h for h in rc.ledger.health_history(rc.system_id, since=start) if h.check_name.startswith("trial:")]
     checks = sum(h.checks for h in history)
     failures = sum(h.failures for h in history)
     return TrialRunHealth(

@@ -10,10 +10,12 @@ no completed step.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from prefect import flow
 
 from cutover import lifecycle
-from cutover.errors import CutoverError, SignOffExpired, SignOffRejected
+from cutover.errors import CutoverError, SignOffExpired, SignOffRejected, TestPlatformError
 from cutover.ledger import Ledger, LifecycleState, RunKind, RunState
 from cutover.runtime import find_spec, open_ledger, register
 from cutover.secrets import redact
@@ -22,7 +24,7 @@ from flows._claim import claim_run, release
 from flows._context import RunContext, current_flow_run_id
 from flows._cut import conclude, cut_over
 from flows._signoff import joint_signoff
-from flows._test_platform import test_on_test_platform
+from flows._test_platform import TrialRunNotOver, test_on_test_platform
 from tasks.ssh import close_connections
 
 _NEW_ATTEMPT_FROM = {LifecycleState.COMPENSATED, LifecycleState.ROLLED_BACK, LifecycleState.REJECTED}
@@ -34,6 +36,10 @@ def cutover(system_id: str, resume: bool = False, actor: str = "ops") -> str:
     rc = begin(system_id, resume=resume, actor=actor)
     try:
         report = test_on_test_platform(rc)
+    except TrialRunNotOver as waiting:
+        close_connections(rc.run.id)
+        return come_back_during_trial_run(rc, waiting)
+    try:
         joint_signoff(rc, report)
         outcome = cut_over(rc)
         ends = conclude(rc, outcome)
@@ -87,6 +93,35 @@ def _spec_changed(ledger: Ledger, system_id: str, actor: str) -> None:
             actor=actor,
             reason="the spec changed: its report and signatures are void; test again",
         )
+
+
+def come_back_during_trial_run(rc: RunContext, waiting: TrialRunNotOver) -> str:
+    """Schedule this deployment's next visit (a short run that samples health) and end, holding no worker."""
+    from prefect.deployments import run_deployment
+    from prefect.runtime import deployment, flow_run
+
+    platform = rc.spec.test_platform
+    assert platform is not None
+    visit = min(
+        waiting.until, rc.ledger.now() + min(max(platform.trial_run / 48, timedelta(minutes=1)), timedelta(hours=1))
+    )
+    if deployment.name is None:
+        stop(
+            rc,
+            TestPlatformError(
+                f"{waiting}; run the cutover of {rc.system_id} again after that (run as a deployment, it comes back by itself)"
+            ),
+        )
+        raise TestPlatformError(f"{waiting}; run the cutover again after that")
+    name = f"{flow_run.flow_name}/{deployment.name}"
+    run_deployment(
+        name, parameters={"system_id": rc.system_id, "resume": True, "actor": rc.actor}, scheduled_time=visit, timeout=0
+    )
+    message = (
+        f"{waiting}: the tests passed; the next visit of the trial run is scheduled for {visit:%Y-%m-%d %H:%M:%S} UTC"
+    )
+    rc.log(message)
+    return message
 
 
 def stop(rc: RunContext, exc: CutoverError) -> None:
