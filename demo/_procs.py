@@ -20,7 +20,15 @@ def spawn(name: str, argv: list[str], *, env: Mapping[str, str], logs: Path, cwd
     """Start ``argv`` in its own session, output to ``logs/<name>.log``; returns its pid."""
     logs.mkdir(parents=True, exist_ok=True)
     with (logs / f"{name}.log").open("ab") as log:
-        process = subprocess.Popen(argv, env=dict(env), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd, start_new_session=True)
+        process = subprocess.Popen(
+            argv,
+            env=dict(env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            start_new_session=True,
+        )
     return process.pid
 
 

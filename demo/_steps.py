@@ -8,7 +8,7 @@ import subprocess
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import httpx
@@ -17,6 +17,9 @@ from demo._procs import load_state, prefect_cli, save_state, spawn, stop_group, 
 from demo.run import (
     APPROVERS,
     LOGS,
+    PG_LEDGER_DB,
+    PG_PREFECT_DB,
+    PG_SERVER,
     POOL,
     REPO,
     STATE_DIR,
@@ -25,6 +28,7 @@ from demo.run import (
     UI,
     base_env,
     estate_root,
+    production_topology,
     say,
     wipe_state,
 )
@@ -40,21 +44,57 @@ def up(args: list[str]) -> int:
     stop([], quiet=True)
     _require_free_port(4200)
     wipe_state()
+    _fresh_databases()
     say("== 1/6 Prefect server (SQLite) on 127.0.0.1:4200 and the demo estate on loopback")
-    server = spawn("server", [*prefect_cli(), "server", "start", "--host", "127.0.0.1", "--port", "4200"], env=os.environ, logs=LOGS, cwd=STATE_DIR)
+    server = spawn(
+        "server",
+        [*prefect_cli(), "server", "start", "--host", "127.0.0.1", "--port", "4200"],
+        env=os.environ,
+        logs=LOGS,
+        cwd=STATE_DIR,
+    )
     save_state(STATE_FILE, {"server": server, "estate_root": str(estate_root())})
     estate = _start_estate()
     wait_http(f"{UI}/api/health", timeout_s=120, what="the Prefect server", log=LOGS / "server.log")
     _write_env_file(estate)
-    say(f"   estate: gateway {estate.gateway_url} -> legacy; hosts {', '.join(f'{n} {h.address}' for n, h in estate.hosts.items())}")
+    say(
+        f"   estate: gateway {estate.gateway_url} -> legacy; hosts {', '.join(f'{n} {h.address}' for n, h in estate.hosts.items())}"
+    )
     say("== 2/6 spec, approvers, deployments (prefect.yaml) and a process worker")
     _prepare(estate)
-    worker = spawn("worker", [*prefect_cli(), "worker", "start", "--pool", POOL, "--type", "process", "--limit", "6"], env=os.environ, logs=LOGS, cwd=REPO)
-    save_state(STATE_FILE, {**load_state(STATE_FILE), "worker": worker})
+    workers = [
+        spawn(
+            f"worker-{n}",
+            [*prefect_cli(), "worker", "start", "--pool", POOL, "--type", "process", "--limit", "6"],
+            env=os.environ,
+            logs=LOGS,
+            cwd=REPO,
+        )
+        for n in range(1, 3 if production_topology() else 2)
+    ]
+    save_state(STATE_FILE, {**load_state(STATE_FILE), "workers": workers})
+    say(
+        f"   {len(workers)} process worker(s) on pool {POOL}"
+        + ("; Prefect server and ledger on PostgreSQL" if production_topology() else "")
+    )
     say("== 3/6 cutover of 社会保险信息系统: stress test, internal tests, trial-run report")
     run_id = _trigger()
     final = _follow(run_id, auto)
     return _conclude(estate, final, started)
+
+
+def _fresh_databases() -> None:
+    """In the production topology, new PostgreSQL databases for the Prefect server and the ledger."""
+    if not production_topology():
+        return
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        for name in (PG_PREFECT_DB, PG_LEDGER_DB):
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
 
 
 def _require_free_port(port: int) -> None:
@@ -103,17 +143,23 @@ def _prepare(estate: Any) -> None:
     uris = [f"{a_id} ({name}, {party}): {enroll(ledger, a_id, name).uri}" for a_id, name, party in APPROVERS]
     (STATE_DIR / "approvers.txt").write_text("\n".join(uris) + "\n", encoding="utf-8")
     ensure_work_pool(POOL)
-    deployed = subprocess.run([*prefect_cli(), "--no-prompt", "deploy", "--all"], cwd=REPO, env=os.environ, capture_output=True, text=True)
+    deployed = subprocess.run(
+        [*prefect_cli(), "--no-prompt", "deploy", "--all"], cwd=REPO, env=os.environ, capture_output=True, text=True
+    )
     (LOGS / "deploy.log").write_text(deployed.stdout + deployed.stderr, encoding="utf-8")
     if deployed.returncode != 0:
         raise SystemExit(f"prefect deploy --all failed (exit {deployed.returncode}); see {LOGS / 'deploy.log'}")
-    say(f"   spec {spec_path.relative_to(REPO)}; approvers enrolled (TOTP secrets in {STATE_DIR.relative_to(REPO)}/approvers.txt)")
+    say(
+        f"   spec {spec_path.relative_to(REPO)}; approvers enrolled (TOTP secrets in {STATE_DIR.relative_to(REPO)}/approvers.txt)"
+    )
 
 
 def _trigger() -> UUID:
     from prefect.deployments import run_deployment
 
-    run = run_deployment("cutover/cutover", parameters={"system_id": SYSTEM, "actor": "demo"}, timeout=0)
+    from prefect.client.schemas.objects import FlowRun
+
+    run = cast(FlowRun, run_deployment("cutover/cutover", parameters={"system_id": SYSTEM, "actor": "demo"}, timeout=0))
     say(f"   flow run: {UI}/runs/flow-run/{run.id}")
     return run.id
 
@@ -138,14 +184,21 @@ def _follow(run_id: UUID, auto: bool) -> Any:
                 if auto:
                     _sign_next(run_id)
             time.sleep(1)
-    raise SystemExit(f"the cutover did not finish within {_WAIT_FOR_CUTOVER_S} s; see {UI}/runs/flow-run/{run_id} and {LOGS}")
+    raise SystemExit(
+        f"the cutover did not finish within {_WAIT_FOR_CUTOVER_S} s; see {UI}/runs/flow-run/{run_id} and {LOGS}"
+    )
 
 
 def _print_logs(client: Any, run_id: UUID, shown: int) -> int:
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
     from prefect.client.schemas.sorting import LogSort
 
-    logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])), offset=shown, limit=200, sort=LogSort.TIMESTAMP_ASC)
+    logs = client.read_logs(
+        log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])),
+        offset=shown,
+        limit=200,
+        sort=LogSort.TIMESTAMP_ASC,
+    )
     for log in logs:
         say(f"   {log.timestamp:%H:%M:%S} {log.message}")
     return shown + len(logs)
@@ -162,7 +215,9 @@ def _form_ready(client: Any, run_id: UUID, state: Any, key: str) -> bool:
 def _announce(run_id: UUID, key: str, n: int) -> None:
     say(f"== 4/6 joint sign-off (共同认可), signature {n} of 2 — the run is suspended and holds no worker")
     say(f"   sign in the Prefect UI: {UI}/v2/runs/flow-run/{run_id}  (⋮ menu → Resume → fill in the form)")
-    say(f"   or in a terminal: source .demo/env && .venv/bin/cutover sign {SYSTEM} --as wang.li   (zhao.min for the cloud provider)")
+    say(
+        f"   or in a terminal: source .demo/env && .venv/bin/cutover sign {SYSTEM} --as wang.li   (zhao.min for the cloud provider)"
+    )
     say("   current codes: .venv/bin/python -m demo.run code wang.li   (the TOTP secrets are in .demo/approvers.txt)")
 
 
@@ -176,7 +231,10 @@ def _sign_next(run_id: UUID) -> None:
     signed = {s.approver_id for s in ledger.signatures_for(SYSTEM)}
     approver = next(a_id for a_id, _, _ in APPROVERS if a_id not in signed)
     code = code_for(ledger, approver, at=datetime.now(UTC))
-    resume_flow_run(run_id, run_input={"approver_id": approver, "decision": "approve", "comment": "AUTO_SIGN demo 同意", "code": code})
+    resume_flow_run(
+        run_id,
+        run_input={"approver_id": approver, "decision": "approve", "comment": "AUTO_SIGN demo 同意", "code": code},
+    )
     say(f"   AUTO_SIGN: signed as {approver}")
 
 
@@ -190,9 +248,13 @@ def _conclude(estate: Any, final: Any, started: float) -> int:
         return 1
     who = httpx.get(f"{estate.gateway_url}/api/whoami", timeout=5, trust_env=False).json()["name"]
     window = open_ledger().current_retention_window(SYSTEM)
-    say(f"== 5/6 cut over in {time.monotonic() - started:.0f} s: the gateway {estate.gateway_url} is now answered by '{who}'")
+    say(
+        f"== 5/6 cut over in {time.monotonic() - started:.0f} s: the gateway {estate.gateway_url} is now answered by '{who}'"
+    )
     if window is not None:
-        say(f"   retention window (原系统保留期) ends {window.ends_at:%Y-%m-%d %H:%M} UTC; the original stays ready until then")
+        say(
+            f"   retention window (原系统保留期) ends {window.ends_at:%Y-%m-%d %H:%M} UTC; the original stays ready until then"
+        )
     deployment = find_rollback_deployment(SYSTEM)
     say("== 6/6 the way back")
     if deployment is not None:
@@ -217,19 +279,27 @@ def failure(args: list[str]) -> int:
     if lifecycle.current_state(ledger, SYSTEM) is not LifecycleState.RETAINED:
         say(f"{SYSTEM} is not in its retention window (run `make demo` first)")
         return 3
-    paid = httpx.post(f"{estate.gateway_url}/api/payments", json={"insured_id": 42, "amount": 8800}, timeout=5, trust_env=False)
+    paid = httpx.post(
+        f"{estate.gateway_url}/api/payments", json={"insured_id": 42, "amount": 8800}, timeout=5, trust_env=False
+    )
     paid.raise_for_status()
     on_cloud = _payments(estate, "cloud")
     say(f"== a payment written through the gateway during the window (cloud copy now has {on_cloud} payments)")
-    httpx.post(f"{estate.app_url('cloud')}/admin/faults", json={"healthy": False}, timeout=5, trust_env=False).raise_for_status()
+    httpx.post(
+        f"{estate.app_url('cloud')}/admin/faults", json={"healthy": False}, timeout=5, trust_env=False
+    ).raise_for_status()
     say("== the cloud copy is broken (its /healthz answers 503); the retention watch counts failed checks ...")
     started = time.monotonic()
     _ensure_watching()
     state = _wait_for_rollback(ledger, timeout_s=180)
     who = httpx.get(f"{estate.gateway_url}/api/whoami", timeout=5, trust_env=False).json()["name"]
     on_legacy = _payments(estate, "legacy")
-    say(f"== automatic rollback finished in {time.monotonic() - started:.0f} s: state {state.value}; the gateway is answered by '{who}'")
-    say(f"   payments on the original: {on_legacy} (the cloud copy had {on_cloud}) — {'nothing lost' if on_legacy >= on_cloud else 'ROWS MISSING'}")
+    say(
+        f"== automatic rollback finished in {time.monotonic() - started:.0f} s: state {state.value}; the gateway is answered by '{who}'"
+    )
+    say(
+        f"   payments on the original: {on_legacy} (the cloud copy had {on_cloud}) — {'nothing lost' if on_legacy >= on_cloud else 'ROWS MISSING'}"
+    )
     httpx.post(f"{estate.app_url('cloud')}/admin/faults", json={"healthy": True}, timeout=5, trust_env=False)
     return 0 if who == "legacy" and on_legacy >= on_cloud else 1
 
@@ -262,8 +332,8 @@ def _wait_for_rollback(ledger: Any, timeout_s: float) -> Any:
 def stop(args: list[str], quiet: bool = False) -> int:
     """End the worker, the server and the estate a previous ``up`` started."""
     state = load_state(STATE_FILE)
-    for name in ("worker", "server"):
-        pid = state.get(name)
+    workers = state.get("workers")
+    for pid in [*(workers if isinstance(workers, list) else []), state.get("server")]:
         if isinstance(pid, int):
             stop_group(pid)
     root = Path(str(state.get("estate_root") or estate_root()))

@@ -33,9 +33,30 @@ SYSTEM = "hrss-social-insurance"
 APPROVERS = (("wang.li", "王丽", "department 信息系统所属部门"), ("zhao.min", "赵敏", "cloud_provider 云服务商"))
 
 
+def production_topology() -> bool:
+    """``DEMO_TOPOLOGY=production``: Prefect server and ledger on PostgreSQL, two process workers."""
+    return os.environ.get("DEMO_TOPOLOGY") == "production"
+
+
+PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
+PG_PREFECT_DB = "govcloud_demo_prefect"
+PG_LEDGER_DB = "govcloud_demo_ledger"
+
+
+def topology_env() -> dict[str, str]:
+    """The extra settings of the production topology (empty for the embedded default)."""
+    if not production_topology():
+        return {}
+    return {
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{PG_PREFECT_DB}",
+        "CUTOVER_DATABASE_URL": f"{PG_SERVER}/{PG_LEDGER_DB}",
+    }
+
+
 def base_env() -> dict[str, str]:
     """The settings every demo process shares: local server, fast polling, the demo's ledger and specs."""
     return {
+        **topology_env(),
         "PREFECT_HOME": str(STATE_DIR / "prefect"),
         "PREFECT_API_URL": f"{UI}/api",
         "PREFECT_UI_URL": UI,
