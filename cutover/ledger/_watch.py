@@ -99,12 +99,19 @@ class WatchRepository(LedgerCore):
     def record_health(
         self, probes: Iterable[HealthProbe], *, session: Session | None = None
     ) -> dict[tuple[str, str], int]:
-        """Fold probes (in time order) into the hourly rows; returns consecutive failures per check."""
+        """Fold probes (in time order) into the hourly rows; returns consecutive failures per check.
+
+        The latest row of every check in the batch is read with one query and the batch is written
+        with one flush, so a sweep of a thousand systems costs a handful of round trips.
+        """
+        batch = list(probes)
         streaks: dict[tuple[str, str], int] = {}
         with self._tx(session) as s:
-            for probe in probes:
+            latest = self._latest_observations(s, {(p.system_id, p.check_name) for p in batch})
+            for probe in batch:
                 key = (probe.system_id, probe.check_name)
-                streaks[key] = self._fold_probe(s, probe)
+                streaks[key] = self._fold_probe(s, probe, latest)
+            s.flush()
         return streaks
 
     def consecutive_failures(self, system_id: str, check_name: str) -> int:
@@ -122,12 +129,16 @@ class WatchRepository(LedgerCore):
             order = (HealthObservation.bucket_start, HealthObservation.check_name)
             return list(s.scalars(statement.order_by(*order)))
 
-    def _fold_probe(self, s: Session, probe: HealthProbe) -> int:
+    def _fold_probe(
+        self, s: Session, probe: HealthProbe, latest_rows: dict[tuple[str, str], HealthObservation]
+    ) -> int:
         at = probe.at or self.now()
-        latest = self._latest_observation(s, probe.system_id, probe.check_name)
+        key = (probe.system_id, probe.check_name)
+        latest = latest_rows.get(key)
         if latest is None or latest.bucket_start != bucket_of(at):
             carried = 0 if latest is None else latest.consecutive_failures
-            latest = self._new_bucket(s, probe, at, carried)
+            s.flush()
+            latest = latest_rows[key] = self._new_bucket(s, probe, at, carried)
         latest.checks += 1
         latest.failures += 0 if probe.passed else 1
         latest.latency_sum_ms += probe.latency_ms
@@ -135,8 +146,38 @@ class WatchRepository(LedgerCore):
         latest.last_status = ProbeStatus.PASSED if probe.passed else ProbeStatus.FAILED
         latest.last_at = at
         latest.consecutive_failures = 0 if probe.passed else latest.consecutive_failures + 1
-        s.flush()
         return latest.consecutive_failures
+
+    def _latest_observations(
+        self, s: Session, keys: set[tuple[str, str]]
+    ) -> dict[tuple[str, str], HealthObservation]:
+        """The newest row of each (system, check) in ``keys`` (read in chunks)."""
+        found: dict[tuple[str, str], HealthObservation] = {}
+        ordered = sorted(keys)
+        for start in range(0, len(ordered), 400):
+            chunk = ordered[start : start + 400]
+            ranked = (
+                sa.select(
+                    HealthObservation.id,
+                    sa.func.row_number()
+                    .over(
+                        partition_by=(HealthObservation.system_id, HealthObservation.check_name),
+                        order_by=HealthObservation.bucket_start.desc(),
+                    )
+                    .label("rank"),
+                )
+                .where(sa.tuple_(HealthObservation.system_id, HealthObservation.check_name).in_(chunk))
+                .subquery()
+            )
+            statement = (
+                sa.select(HealthObservation)
+                .join(ranked, ranked.c.id == HealthObservation.id)
+                .where(ranked.c.rank == 1)
+                .execution_options(populate_existing=True)
+            )
+            for row in s.scalars(statement):
+                found[(row.system_id, row.check_name)] = row
+        return found
 
     def _new_bucket(self, s: Session, probe: HealthProbe, at: datetime, carried: int) -> HealthObservation:
         row = HealthObservation(
