@@ -45,7 +45,8 @@ def up(args: list[str]) -> int:
     _require_free_port(4200)
     wipe_state()
     _fresh_databases()
-    say("== 1/6 Prefect server (SQLite) on 127.0.0.1:4200 and the demo estate on loopback")
+    store = "PostgreSQL" if production_topology() else "SQLite"
+    say(f"== 1/6 Prefect server ({store}) on 127.0.0.1:4200 and the demo estate on loopback")
     server = spawn(
         "server",
         [*prefect_cli(), "server", "start", "--host", "127.0.0.1", "--port", "4200"],
@@ -60,7 +61,7 @@ def up(args: list[str]) -> int:
     say(
         f"   estate: gateway {estate.gateway_url} -> legacy; hosts {', '.join(f'{n} {h.address}' for n, h in estate.hosts.items())}"
     )
-    say("== 2/6 spec, approvers, deployments (prefect.yaml) and a process worker")
+    say("== 2/6 spec, approvers, deployments (prefect.yaml) and process workers")
     _prepare(estate)
     workers = [
         spawn(
@@ -155,9 +156,8 @@ def _prepare(estate: Any) -> None:
 
 
 def _trigger() -> UUID:
-    from prefect.deployments import run_deployment
-
     from prefect.client.schemas.objects import FlowRun
+    from prefect.deployments import run_deployment
 
     run = cast(FlowRun, run_deployment("cutover/cutover", parameters={"system_id": SYSTEM, "actor": "demo"}, timeout=0))
     say(f"   flow run: {UI}/runs/flow-run/{run.id}")
