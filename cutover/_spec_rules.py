@@ -143,6 +143,7 @@ _STEP_LISTS: tuple[tuple[str, ...], ...] = (
     ("cutover", "health"),
     ("rollback", "steps"),
     ("rollback", "health"),
+    ("retention", "watch", "readiness"),
 )
 
 

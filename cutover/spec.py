@@ -292,8 +292,15 @@ class CutoverPlan(_Strict):
 
 
 class Watch(_Strict):
-    interval: Duration = Field(default=timedelta(seconds=30))
-    failures_to_rollback: int = Field(default=3, ge=1, le=100)
+    interval: Duration = Field(default=timedelta(seconds=30), description="Time between two probes of a check.")
+    failures_to_rollback: int = Field(
+        default=3, ge=1, le=100, description="Consecutive failed probes that trigger the automatic rollback."
+    )
+    readiness: list[InternalTest] = Field(
+        default_factory=list,
+        description="Read-only checks that the retained original can take traffic back (e.g. `appctl status` on "
+        "the legacy host). Default: each rollback host answers over SSH.",
+    )
 
 
 class Retention(_Strict):

@@ -73,7 +73,10 @@ def demo_spec(estate: Estate, *, system_id: str = DEMO_SYSTEM, stress_seconds: i
             "health": [{"kind": "http_check", "id": "gateway-health", "name": "网关健康检查", "url": f"{gateway}/healthz", "timeout": "2s"}],
             "health_gate": {"passes": 3, "interval": "0.5s", "within": "30s"},
         },
-        "retention": {"months": 3, "watch": {"interval": "2s", "failures_to_rollback": 3}},
+        "retention": {"months": 3, "watch": {"interval": "2s", "failures_to_rollback": 3, "readiness": [
+            {"kind": "ssh", "id": "legacy-ready", "name": "原系统可接管 original ready", "host": "legacy",
+             "run": ["appctl", "status"], "changes_state": False},
+        ]}},
         "rollback": {
             "steps": [
                 {"kind": "ssh", "id": "reverse-sync", "name": "反向数据同步 reverse sync", "host": "legacy", "run": ["pull-from", "cloud"]},
