@@ -204,3 +204,24 @@ def test_a_secret_never_appears_in_logs_ledger_or_errors(
     everything = "\n".join([*lines, *ok.tail, str(failed.value), *recorded, *(json.dumps(e.detail) for e in audit.events(sqlite_ledger))])
     assert "***" in everything and "{secret:tok}" in everything
     assert SECRET_VALUE not in everything
+
+
+def test_a_client_key_held_in_a_secret_authenticates(
+    estate: Any, sqlite_ledger: Ledger, pool: ConnectionPool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key_text = estate.hosts["legacy"].client_key_path.read_text()
+    monkeypatch.setenv("CUTOVER_TEST_SSH_KEY", key_text)
+    hosts = {n: h.spec_entry() for n, h in estate.hosts.items()}
+    legacy = {k: v for k, v in hosts["legacy"].items() if k != "key_file"}
+    hosts["legacy"] = {**legacy, "key_secret": {"secret": "ops-key"}}
+    spec = spec_for(estate, hosts=hosts, secrets={"ops-key": {"source": "env", "name": "CUTOVER_TEST_SSH_KEY"}})
+    ctx = context(spec, sqlite_ledger, pool, tmp_path)
+    assert run_ssh_step(ctx, step("legacy", "true"), "legacy").exit_status == 0
+
+
+def test_sudo_is_non_interactive_and_the_command_is_quoted_for_the_remote_shell() -> None:
+    from tasks._ssh_client import remote_command
+
+    line = remote_command(["appctl", "freeze", "it's; rm -rf /"], sudo=True)
+    assert line.endswith("exec sudo -n -- appctl freeze 'it'\"'\"'s; rm -rf /'")
+    assert line.startswith("echo __cutover_pid=$$; ")
