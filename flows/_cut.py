@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from prefect import task
 from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.utilities.annotations import quote
 
 from cutover import audit, lifecycle
 from cutover.errors import ConfigurationError
-from cutover.ledger import AuditOutcome, LifecycleState, RunState
+from cutover.ledger import AuditOutcome, LifecycleState, RunState, StepPhase
 from cutover.retention import window_end
-from cutover.spec import CutoverPlan
+from cutover.spec import CutoverPlan, Step
 from flows._context import RunContext, run_logger
 from rollback.saga import SagaOutcome, SagaState, run_saga
 from tasks.health import health_gate
+from tasks.ssh import StepContext
+from tasks.steps import StepResult, execute_step
 
 _FINAL = {
     SagaState.SUCCEEDED: (LifecycleState.RETAINED, RunState.SUCCEEDED),
@@ -41,9 +46,22 @@ def cut_over(rc: RunContext) -> SagaOutcome:
             ),
         )
 
-    outcome = run_saga(rc.steps(), plan.steps, rollback_steps=rollback_steps, after=gate)
+    outcome = run_saga(rc.steps(), plan.steps, rollback_steps=rollback_steps, after=gate, execute=_step_as_task)
     rc.log(outcome.summary())
     return outcome
+
+
+@task(name="cutover-step", retries=0, cache_policy=NO_CACHE)
+def _step_task(ctx: StepContext, step: Step, phase: StepPhase) -> StepResult:
+    """One cutover step, shown as its own task run in the Prefect UI (the ledger stays the record)."""
+    return execute_step(ctx, step, phase=phase)
+
+
+def _step_as_task(ctx: StepContext, step: Step, phase: StepPhase) -> StepResult:
+    runner = _step_task.with_options(
+        task_run_name=f"{phase.value}-{step.id}", timeout_seconds=step.timeout.total_seconds() + 60
+    )
+    return runner(quote(ctx), quote(step), phase)  # type: ignore[call-overload, no-any-return]  # quote: not walked
 
 
 def _plan(rc: RunContext) -> CutoverPlan:

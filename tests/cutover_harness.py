@@ -56,7 +56,7 @@ def main() -> None:
     spec_path, run_id, url, home = sys.argv[1:5]
     ledger = Ledger(url)
     spec = load_spec(spec_path)
-    cut_over(resumed_context(ledger, spec, Path(spec_path), Path(home), run_id))
+    in_flow(lambda: cut_over(resumed_context(ledger, spec, Path(spec_path), Path(home), run_id)))
 
 
 if __name__ == "__main__":

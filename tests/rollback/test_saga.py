@@ -131,7 +131,7 @@ def test_a_data_mismatch_blocks_the_traffic_switch(
     assert pay(estate_env.app_url("legacy")).status_code == 201  # legacy now has a row the cloud lacks
     spec = spec_with(estate_env, **{"final-sync": {"run": ["true"]}})
     rc = signed_context(ledger, spec, write_spec(spec, tmp_path / "specs"), tmp_path / "home")
-    outcome = cut_over(rc)
+    outcome = in_flow(lambda: cut_over(rc))
     assert outcome.state is SagaState.COMPENSATED and outcome.failed_step == "verify-rows"
     assert "payments" in (outcome.error or "") and "only in source" in (outcome.error or "")
     assert ledger.get_step(rc.run.id, "switch-traffic") is None  # never started
@@ -178,7 +178,7 @@ def test_a_worker_killed_mid_cutover_resumes_from_the_ledger_without_repeating_a
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait()
     assert ledger.get_step(rc.run.id, "two").status is StepStatus.STARTED  # type: ignore[union-attr]
-    outcome = cut_over(resumed_context(ledger, spec, spec_path, tmp_path / "home", rc.run.id))
+    outcome = in_flow(lambda: cut_over(resumed_context(ledger, spec, spec_path, tmp_path / "home", rc.run.id)))
     assert outcome.state is SagaState.SUCCEEDED, outcome.summary()
     text = calls_log.read_text()
     assert [text.count(f"{tag}-{name}\t") for name in ("one", "two", "three")] == [1, 1, 1]
