@@ -17,7 +17,6 @@ import time
 from typing import Annotated, Any
 from uuid import UUID
 
-import click
 import typer
 from rich.markdown import Markdown
 
@@ -114,7 +113,9 @@ def _show_request(system: str, request: AuditEvent, description: str) -> None:
 
 
 def _prompt(approver_id: str) -> dict[str, str]:
-    decision = typer.prompt("Decision 决定", type=click.Choice(["approve", "reject"]))
+    decision = ""
+    while decision not in ("approve", "reject"):
+        decision = str(typer.prompt("Decision 决定 (approve 同意 / reject 不同意)")).strip().lower()
     comment = typer.prompt("Comment 意见", default="", show_default=False)
     code = typer.prompt("Code 动态验证码 (6 digits from your authenticator app)", hide_input=True)
     return {"approver_id": approver_id, "decision": decision, "comment": comment, "code": code}

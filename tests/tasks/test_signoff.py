@@ -354,3 +354,37 @@ def test_collect_signoff_outside_a_flow_run_says_where_to_call_it(estate: Estate
     with pytest.raises(SignOffError, match="outside a flow run"):
         collect_signoff(estate.spec, estate.ledger, report_digest=estate.report_digest(), report_link="",
                         deadline=datetime.now(UTC) + timedelta(hours=1))  # fmt: skip
+
+
+def test_an_approver_signs_from_the_terminal_with_cutover_sign(
+    served: tuple[str, Estate], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from cutover import cli
+    from cutover.settings import get_settings
+
+    deployment, estate = served
+    run = start_run(deployment, estate.parameters())
+    wait_for_form(run, 1)
+    monkeypatch.setenv("CUTOVER_DATABASE_URL", estate.ledger_url)
+    if estate.settings.totp_key is not None:
+        monkeypatch.setenv("CUTOVER_TOTP_KEY", estate.settings.totp_key.get_secret_value())
+    monkeypatch.setenv("CUTOVER_HOME", str(estate.settings.home))
+    get_settings.cache_clear()
+    cli._register_cli_modules()
+    code = estate.phone.code(estate.department)
+    result = CliRunner().invoke(
+        cli.app, ["sign", estate.system_id, "--as", estate.department, "--wait", "40"], input=f"approve\n终端签认\n{code}\n"
+    )
+    get_settings.cache_clear()
+    import traceback
+
+    assert result.exit_code == 0, "".join(traceback.format_exception(*result.exc_info)) if result.exc_info else result.output
+    assert estate.report_digest() in result.output
+    rows = estate.ledger.signatures_for(estate.system_id)
+    assert [(r.approver_id, r.comment) for r in rows] == [(estate.department, "终端签认")]
+    wait_for_form(run, 2)
+    _sign(run, estate, estate.cloud)
+    final = wait_final(run)
+    assert final.state is not None and final.state.type == StateType.COMPLETED
