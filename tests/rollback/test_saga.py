@@ -195,3 +195,37 @@ def _wait_for(condition: Any, timeout: float) -> None:
             pass
         time.sleep(0.1)
     raise AssertionError("condition not met in time")
+
+
+@pytest.fixture(scope="module")
+def pg_estate(make_pg_database: Any) -> Iterator[Any]:
+    """A second estate whose app instances keep their data in PostgreSQL databases."""
+    import shutil
+
+    from tests.fixtures.estate import make_estate_root, start_test_estate
+
+    root = make_estate_root("cutover-pg-estate-")
+    urls = {name: make_pg_database() for name in ("legacy", "cloud_test", "cloud")}
+    running = start_test_estate(root, app_db_urls=urls, seed_rows=500)
+    try:
+        yield running
+    finally:
+        running.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_the_happy_path_on_postgresql_copies_verifies_and_switches(
+    pg_estate: Any, ledger_file: tuple[Ledger, str], tmp_path: Path, prefect_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in secret_env(pg_estate).items():
+        monkeypatch.setenv(key, value)
+    ledger, _ = ledger_file
+    assert pay(pg_estate.app_url("legacy")).status_code == 201  # the final sync must carry it
+    spec = spec_with(pg_estate)
+    rc = signed_context(ledger, spec, write_spec(spec, tmp_path / "specs"), tmp_path / "home")
+    outcome, ends = in_flow(lambda: (o := cut_over(rc), conclude(rc, o)))
+    assert outcome.state is SagaState.SUCCEEDED, outcome.summary()
+    assert ends is not None and whoami(pg_estate) == "cloud"
+    verify = ledger.get_step(rc.run.id, "verify-rows")
+    assert verify is not None and verify.detail["tables"]["payments"]["source_rows"] == 501
+    assert rows(pg_estate, "cloud")["payments"] == 501
