@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+#: The newest shipped migration; a test checks it equals Alembic's single head. A ledger already
+#: there is not migrated again, so a flow-run process does not import Alembic at all.
+SCHEMA_HEAD = "5e1f0c2a0002"
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -51,6 +54,8 @@ def _on_sqlite_begin(connection: Connection) -> None:
 
 def alembic_config(connection: Connection | None = None) -> Config:
     """A programmatic Alembic config for the migrations shipped in this package."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("path_separator", "os")
@@ -60,22 +65,42 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 def migration_heads() -> list[str]:
     """The head revisions of the shipped migrations (there must be exactly one)."""
+    from alembic.script import ScriptDirectory
+
     return list(ScriptDirectory.from_config(alembic_config()).get_heads())
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Run the migrations up to ``revision`` in one transaction."""
+    """Run the migrations up to ``revision`` in one transaction (nothing when already at the head)."""
+    from alembic import command
+
+    if revision == "head" and schema_at_head(engine):
+        return
     with engine.begin() as connection:
         command.upgrade(alembic_config(connection), revision)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
     """Run the migrations down to ``revision`` (e.g. ``"-1"`` or ``"base"``) in one transaction."""
+    from alembic import command
+
     with engine.begin() as connection:
         command.downgrade(alembic_config(connection), revision)
 
 
 def current_revision(engine: Engine) -> str | None:
     """The revision the database is at, or None when it was never migrated."""
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def schema_at_head(engine: Engine) -> bool:
+    """True when the database's ``alembic_version`` is :data:`SCHEMA_HEAD` (read without Alembic)."""
+    try:
+        with engine.connect() as connection:
+            found = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
+    except sa.exc.DBAPIError:
+        return False
+    return found == [SCHEMA_HEAD]

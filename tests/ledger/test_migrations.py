@@ -76,3 +76,9 @@ def test_downgrading_to_base_removes_everything_and_upgrading_rebuilds_it(isolat
         isolated_ledger, system_id="hrss", name="社保", department="人社厅", disposition="migrate", actor="t"
     )
     assert _count(isolated_ledger, "audit_events") == 1
+
+
+def test_the_schema_head_constant_is_the_single_alembic_head() -> None:
+    from cutover.ledger._engine import SCHEMA_HEAD
+
+    assert migration_heads() == [SCHEMA_HEAD], "update SCHEMA_HEAD in cutover/ledger/_engine.py to the new head"
