@@ -205,9 +205,12 @@ def _print_logs(client: Any, run_id: UUID, shown: int) -> int:
 
 
 def _form_ready(client: Any, run_id: UUID, state: Any, key: str) -> bool:
+    """The form is saved a moment after the run suspends; resuming before that is refused."""
+    from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+
     try:
         client.read_flow_run_input(run_id, f"{(state.name or '').lower()}-{key}-description")
-    except Exception:
+    except (ObjectNotFound, PrefectHTTPStatusError):
         return False
     return True
 
