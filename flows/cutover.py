@@ -36,13 +36,11 @@ def cutover(system_id: str, resume: bool = False, actor: str = "ops") -> str:
     rc = begin(system_id, resume=resume, actor=actor)
     try:
         report = test_on_test_platform(rc)
-    except TrialRunNotOver as waiting:
-        close_connections(rc.run.id)
-        return come_back_during_trial_run(rc, waiting)
-    try:
         joint_signoff(rc, report)
         outcome = cut_over(rc)
         ends = conclude(rc, outcome)
+    except TrialRunNotOver as waiting:
+        return come_back_during_trial_run(rc, waiting)
     except CutoverError as exc:
         stop(rc, exc)
         raise

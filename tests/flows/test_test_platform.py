@@ -91,3 +91,31 @@ def test_the_report_waits_for_the_trial_run_period_and_counts_its_health_checks(
     assert "试运行" in report.content
     sampled = [h for h in ledger.health_history(rc.system_id) if h.check_name.startswith("trial:")]
     assert sum(h.checks for h in sampled) >= 5
+
+
+def test_a_failed_stress_test_ends_the_flow_run_and_frees_the_system(
+    estate: Any, tmp_path: Path, prefect_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cutover import runtime
+    from cutover.settings import get_settings
+    from flows.cutover import cutover
+
+    data = demo_spec(estate, system_id=unique_id("tp"), stress_seconds=2)
+    data["test_platform"]["stress"]["users"] = 2
+    data["test_platform"]["stress"]["thresholds"].update({"p95_ms": 0.001, "min_rps": 1})
+    spec = Spec.model_validate(data)
+    specs = tmp_path / "specs"
+    write_spec(spec, specs)
+    monkeypatch.setenv("CUTOVER_SPECS_DIR", str(specs))
+    monkeypatch.setenv("CUTOVER_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CUTOVER_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(StressTestFailed):
+            cutover(spec.system.id, actor="test")
+        ledger = runtime.open_ledger()
+        assert ledger.get_lock(spec.system.id) is None
+        assert ledger.running_run_for(spec.system.id) is None
+        assert lifecycle.current_state(ledger, spec.system.id) is LifecycleState.PLANNED
+    finally:
+        get_settings.cache_clear()
