@@ -60,7 +60,7 @@ def main(rounds: int = 3) -> None:
                    "CUTOVER_SPECS_DIR": str(work / "specs"), "CUTOVER_HOME": str(work / "home")}  # fmt: skip
             ensure_rollback_deployment("warm-up", work_pool=DEFAULT_POOL, link=False)
             worker = subprocess.Popen(
-                [sys.executable, "-m", "prefect", "worker", "start", "--pool", DEFAULT_POOL, "--type", "process"],
+                [sys.executable, "-m", "prefect", "worker", "start", "--pool", DEFAULT_POOL, "--type", "cutover"],
                 env=env, cwd=REPO_ROOT, stdout=(work / "worker.log").open("wb"), stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip

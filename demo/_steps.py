@@ -66,7 +66,7 @@ def up(args: list[str]) -> int:
     workers = [
         spawn(
             f"worker-{n}",
-            [*prefect_cli(), "worker", "start", "--pool", POOL, "--type", "process", "--limit", "6"],
+            [*prefect_cli(), "worker", "start", "--pool", POOL, "--type", "cutover", "--limit", "6"],
             env=os.environ,
             logs=LOGS,
             cwd=REPO,

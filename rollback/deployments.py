@@ -7,9 +7,10 @@ click ("Run" → "Quick run") on that deployment, and a double click queues a se
 ledger lock then refuses. A link artifact on the cutover run points to it.
 :func:`remove_rollback_deployment` removes it at decommission.
 
-How the runs get executed — a **process work pool** (default ``cutover-process``) and its workers::
+How the runs get executed — a work pool of type ``cutover`` (default ``cutover-process``) and its
+workers, Prefect process workers that start each run in a warm process (:mod:`cutover.worker`)::
 
-    prefect worker start --pool cutover-process --type process
+    prefect worker start --pool cutover-process --type cutover
 
 Why not ``serve()``: a served runner executes only the deployments it registered when it started,
 while rollback deployments appear at run time, one per system entering retention. A worker polls
@@ -18,7 +19,7 @@ local worker; production runs several (one per site or host, any of them may tak
 each with the ledger URL, specs directory and secrets in its environment, since flow runs inherit
 the worker's environment. The flows are deployed by module path (``rollback.flow.rollback_flow``),
 so a worker needs this package installed, nothing else. With 1 s polling
-(``PREFECT_WORKER_QUERY_SECONDS=1``) a worker starts a run 4–5 s after the click.
+(``PREFECT_WORKER_QUERY_SECONDS=1``) a worker starts a run 1–2 s after the click.
 
 :func:`ensure_decommission_deployment` and :func:`ensure_watch_deployment` put the decommission
 flow (it suspends for the two parties' sign-off, which needs a deployment) and the scheduled
@@ -132,12 +133,16 @@ def ensure_watch_deployment(
 
 
 def ensure_work_pool(name: str = DEFAULT_POOL) -> None:
-    """Create the process work pool if the server does not have it yet."""
+    """Create the work pool (type ``cutover``, the process job template) if the server lacks it."""
+    from cutover.worker import WORKER_TYPE, CutoverWorker
+
     with get_client(sync_client=True) as client:
         try:
             client.read_work_pool(name)
         except ObjectNotFound:
-            client.create_work_pool(WorkPoolCreate(name=name, type="process"), overwrite=False)
+            template = CutoverWorker.get_default_base_job_template()
+            pool = WorkPoolCreate(name=name, type=WORKER_TYPE, base_job_template=template)
+            client.create_work_pool(pool, overwrite=False)
 
 
 def deployment_url(deployment_id: UUID) -> str:

@@ -50,7 +50,7 @@ def worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
     pool = f"cutover-test-{uuid.uuid4().hex[:6]}"
     log = (tmp_path / "worker.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process"],
+        [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "cutover"],
         env={**os.environ, **worker_env}, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip

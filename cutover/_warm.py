@@ -1,0 +1,188 @@
+"""Warm processes for the cutover worker: started ahead of time, handed one flow run each.
+
+:class:`WarmProcesses` keeps ``size`` processes of :mod:`cutover._zygote` ready. :meth:`take`
+hands one out (and starts its replacement); :meth:`refresh` replaces any that died or grew older
+than ``max_age_s`` (so an upgraded library is picked up within that time); :meth:`close` ends the
+idle ones. :class:`WarmEngineStarter` is the Prefect runner "starter" that gives a flow run to a
+warm process with the environment ``python -m prefect.engine`` would have received.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import anyio
+import anyio.abc
+from prefect.runner._process_manager import ProcessHandle
+from prefect.settings import get_current_settings
+from prefect.utilities.processutils import sanitize_subprocess_env
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import FlowRun
+    from prefect.runner._control_channel import ControlChannel
+
+__all__ = ["WarmEngineStarter", "WarmProcess", "WarmProcesses", "zygote_command"]
+
+
+def zygote_command() -> list[str]:
+    """The command of a warm process: this interpreter running :mod:`cutover._zygote`."""
+    return [sys.executable, "-m", "cutover._zygote"]
+
+
+@dataclass
+class WarmProcess:
+    """One started warm process and when it started."""
+
+    process: anyio.abc.Process
+    started: float = field(default_factory=time.monotonic)
+
+    def alive(self) -> bool:
+        return self.process.returncode is None
+
+    def age_s(self) -> float:
+        return time.monotonic() - self.started
+
+    async def give(self, cwd: Path | str, env: dict[str, str]) -> None:
+        """Hand it its flow run: one JSON line on stdin, then end of input."""
+        stdin = self.process.stdin
+        if stdin is None:
+            raise RuntimeError("warm process has no stdin")
+        await stdin.send((json.dumps({"cwd": str(cwd), "env": env}) + "\n").encode())
+        await stdin.aclose()
+
+    async def retire(self) -> None:
+        """End an idle process: end of input makes it exit by itself; kill it if it does not."""
+        if self.process.stdin is not None:
+            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                await self.process.stdin.aclose()
+        with anyio.move_on_after(5):
+            await self.process.wait()
+            return
+        self.process.kill()
+        await self.process.wait()
+
+
+class WarmProcesses:
+    """A few warm processes kept ready for the next flow runs."""
+
+    def __init__(self, *, size: int = 1, max_age_s: float = 900.0, cwd: Path | str | None = None) -> None:
+        if size < 1:
+            raise ValueError("at least one warm process is needed")
+        self.size = size
+        self.max_age_s = max_age_s
+        self._cwd = cwd
+        self._ready: list[WarmProcess] = []
+        self._filling = anyio.Lock()
+        self.handed_out = 0
+
+    async def _start_one(self) -> WarmProcess:
+        process = await anyio.open_process(
+            zygote_command(), stdin=-1, stdout=None, stderr=None, cwd=self._cwd, env=dict(os.environ)
+        )
+        return WarmProcess(process)
+
+    async def fill(self) -> None:
+        """Start processes until ``size`` are ready."""
+        async with self._filling:
+            while len(self._ready) < self.size:
+                self._ready.append(await self._start_one())
+
+    async def take(self) -> WarmProcess:
+        """A ready process (started now if none is), its replacement started in its place."""
+        while self._ready:
+            candidate = self._ready.pop(0)
+            if candidate.alive():
+                break
+            await candidate.retire()
+        else:
+            candidate = await self._start_one()
+        self.handed_out += 1
+        await self.fill()
+        return candidate
+
+    async def refresh(self) -> None:
+        """Replace the processes that died or are older than ``max_age_s``."""
+        keep: list[WarmProcess] = []
+        for warm in self._ready:
+            if warm.alive() and warm.age_s() < self.max_age_s:
+                keep.append(warm)
+            else:
+                await warm.retire()
+        self._ready = keep
+        await self.fill()
+
+    async def close(self) -> None:
+        """End every idle process."""
+        ready, self._ready = self._ready, []
+        for warm in ready:
+            await warm.retire()
+
+    def pids(self) -> list[int]:
+        """Process ids of the ready processes (for tests and status output)."""
+        return [warm.process.pid for warm in self._ready]
+
+
+class WarmEngineStarter:
+    """Runs a flow run in a warm process, as ``python -m prefect.engine`` would in a new one."""
+
+    def __init__(
+        self,
+        warm: WarmProcesses,
+        *,
+        cwd: Path | str,
+        env: dict[str, str | None],
+        control_channel: ControlChannel | None = None,
+    ) -> None:
+        self._warm = warm
+        self._cwd = cwd
+        self._env = env
+        self._control_channel = control_channel
+
+    def _run_env(self, flow_run: FlowRun, control_env: dict[str, str]) -> dict[str, str]:
+        # The same environment Prefect's EngineCommandStarter gives `python -m prefect.engine`.
+        env: dict[str, str | None] = {**os.environ, **self._env}
+        env.update(get_current_settings().to_environment_variables(exclude_unset=True))
+        env.update(
+            {
+                "PREFECT__FLOW_RUN_ID": str(flow_run.id),
+                "PREFECT__ENABLE_CANCELLATION_AND_CRASHED_HOOKS": "false",
+                "PREFECT__DEPLOYMENT_NAME": self._env.get("PREFECT__DEPLOYMENT_NAME"),
+                **control_env,
+            }
+        )
+        env.pop("PREFECT__FLOW_ENTRYPOINT", None)
+        return {k: v for k, v in sanitize_subprocess_env(env).items() if v is not None}
+
+    def _register_control(self, flow_run: FlowRun) -> dict[str, str]:
+        if self._control_channel is None:
+            return {}
+        try:
+            port, token = self._control_channel.register(flow_run.id)
+        except RuntimeError:  # channel disabled: Prefect falls back to kill-only cancellation
+            return {}
+        return {"PREFECT__CONTROL_PORT": str(port), "PREFECT__CONTROL_TOKEN": token}
+
+    async def start(
+        self,
+        flow_run: FlowRun,
+        task_status: anyio.abc.TaskStatus[ProcessHandle] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        control_env = self._register_control(flow_run)
+        handed_off = False
+        try:
+            warm = await self._warm.take()
+            await warm.give(self._cwd, self._run_env(flow_run, control_env))
+            task_status.started(ProcessHandle(warm.process))
+            handed_off = True
+            await warm.process.wait()
+        except BaseException:
+            if control_env and not handed_off and self._control_channel is not None:
+                self._control_channel.unregister(flow_run.id)
+            raise

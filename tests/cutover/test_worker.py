@@ -1,0 +1,170 @@
+"""The cutover worker: flow runs start in warm, pre-imported processes (cutover/worker.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from uuid import UUID
+
+import anyio
+import pytest
+from prefect import get_client
+from prefect.client.schemas.objects import FlowRun
+from prefect.deployments.runner import RunnerDeployment
+from prefect.types.entrypoint import EntrypointType
+
+from cutover._warm import WarmProcesses
+from cutover._zygote import PRELOAD
+from cutover.worker import WORKER_TYPE
+from rollback.deployments import ensure_work_pool
+from tests.fixtures.prefect_server import REPO_ROOT, PrefectServer, kill_group
+from tests.fixtures.probe_flow import probe
+
+OWN_PACKAGES = {"cutover", "tasks", "flows", "rollback", "demo", "loadtests", "tests"}
+FLOW_MODULES = ["flows.cutover", "flows.watch", "flows.decommission", "rollback.flow"]
+
+
+def test_the_preload_covers_every_third_party_library_the_flows_import() -> None:
+    script = (
+        "import sys, importlib\n"
+        f"for name in {list(PRELOAD)!r}: importlib.import_module(name)\n"
+        "before = set(sys.modules)\n"
+        f"for name in {FLOW_MODULES!r}: importlib.import_module(name)\n"
+        "print('\\n'.join(sorted(set(sys.modules) - before)))\n"
+    )
+    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=REPO_ROOT)
+    third_party = {
+        name for name in loaded.stdout.split()
+        if (top := name.split(".")[0]) not in OWN_PACKAGES and top not in sys.stdlib_module_names and top[0] != "_"
+    }  # fmt: skip
+    assert third_party == set(), f"add these to cutover._zygote.PRELOAD: {sorted(third_party)}"
+
+
+def test_a_warm_process_told_nothing_exits_cleanly() -> None:
+    done = subprocess.run([sys.executable, "-m", "cutover._zygote"], input="", capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def test_taking_a_warm_process_starts_its_replacement_and_close_ends_them() -> None:
+    async def scenario() -> None:
+        warm = WarmProcesses(size=1)
+        await warm.fill()
+        first_pid = warm.pids()[0]
+        taken = await warm.take()
+        assert taken.process.pid == first_pid and warm.pids() != [first_pid] and len(warm.pids()) == 1
+        await taken.retire()
+        assert taken.process.returncode == 0
+        replacement = warm.pids()[0]
+        await warm.close()
+        assert warm.pids() == []
+        with pytest.raises(ProcessLookupError):
+            os.kill(replacement, 0)
+
+    anyio.run(scenario)
+
+
+def test_a_dead_or_old_warm_process_is_replaced_on_refresh() -> None:
+    async def scenario() -> None:
+        warm = WarmProcesses(size=1, max_age_s=3600)
+        await warm.fill()
+        dead = warm.pids()[0]
+        os.kill(dead, 9)
+        await anyio.sleep(0.2)
+        await warm.refresh()
+        assert warm.pids() and warm.pids() != [dead]
+        warm.max_age_s = 0
+        old = warm.pids()[0]
+        await warm.refresh()
+        assert warm.pids() and warm.pids() != [old]
+        await warm.close()
+
+    anyio.run(scenario)
+
+
+@pytest.fixture
+def probe_module(tmp_path: Path) -> Path:
+    """A module the probe flow imports; the test rewrites it between runs."""
+    path = tmp_path / "probe_version.py"
+    path.write_text('VERSION = "v1"\n', encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def warm_worker(prefect_server: PrefectServer, probe_module: Path, tmp_path: Path) -> Iterator[str]:
+    """A cutover worker on a pool of this test's own, online; yields the pool name."""
+    pool = f"warm-test-{uuid.uuid4().hex[:6]}"
+    ensure_work_pool(pool)
+    env = {
+        **os.environ, **prefect_server.client_env(),
+        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(probe_module.parent)]),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }  # fmt: skip
+    log = (tmp_path / "worker.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", WORKER_TYPE],
+        env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        _wait_online(pool, process)
+        yield pool
+    finally:
+        kill_group(process)
+        log.close()
+
+
+def _wait_online(pool: str, process: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            assert process.poll() is None, "the worker exited; see worker.log"
+            if client.read_workers_for_work_pool(pool):
+                return
+            time.sleep(0.25)
+    pytest.fail(f"no worker came online in pool {pool} within {timeout_s:.0f} s")
+
+
+def _run_probe(deployment_id: UUID, out: Path) -> tuple[FlowRun, dict[str, object]]:
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run_from_deployment(deployment_id, parameters={"out": str(out)})
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            run = client.read_flow_run(run.id)
+            if run.state is not None and run.state.is_final():
+                break
+            time.sleep(0.2)
+    assert run.state is not None and run.state.is_completed(), run.state
+    return run, json.loads(out.read_text(encoding="utf-8"))
+
+
+def test_the_worker_runs_flows_in_processes_started_before_the_run_with_fresh_project_code(
+    warm_worker: str, probe_module: Path, tmp_path: Path
+) -> None:
+    deployment = probe.to_deployment(name="warm-probe", entrypoint_type=EntrypointType.MODULE_PATH)
+    assert isinstance(deployment, RunnerDeployment)
+    deployment_id = deployment.apply(work_pool_name=warm_worker)
+
+    first_run, first = _run_probe(deployment_id, tmp_path / "first.json")
+    probe_module.write_text('VERSION = "second"\n', encoding="utf-8")
+    second_run, second = _run_probe(deployment_id, tmp_path / "second.json")
+
+    assert first_run.created is not None and second_run.created is not None
+    assert float(str(first["started_at"])) < first_run.created.timestamp()
+    assert float(str(second["started_at"])) < second_run.created.timestamp()
+    assert first["pid"] != second["pid"]
+    assert (first["version"], second["version"]) == ("v1", "second")
+
+
+def test_the_work_pool_is_created_with_the_cutover_worker_type(prefect_server: PrefectServer) -> None:
+    pool = f"type-test-{uuid.uuid4().hex[:6]}"
+    ensure_work_pool(pool)
+    with get_client(sync_client=True) as client:
+        created = client.read_work_pool(pool)
+    assert created.type == WORKER_TYPE
+    assert "command" in created.base_job_template["variables"]["properties"]
