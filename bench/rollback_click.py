@@ -1,8 +1,9 @@
 """Benchmark: one-click rollback — from the click (a run of the rollback deployment created) to the
 traffic answered by the original, with the rollback verified and recorded. Target ≤ 10 s.
 
-Starts a Prefect server (SQLite, 1 s polling), a process worker on the ``cutover-process`` pool,
-and a demo estate, all on loopback. Each round cuts a fresh system over (gateway → cloud), creates
+Starts a Prefect server (SQLite, 1 s polling), a cutover worker (``--type cutover``: runs start in
+a warm process) on the ``cutover-process`` pool, and a demo estate, all on loopback. A first,
+untimed round lets the just-started worker finish warming up, as a long-running worker has. Each round cuts a fresh system over (gateway → cloud), creates
 its rollback deployment, then "clicks": ``create_flow_run_from_deployment`` — what the UI's Quick
 run does. The clock stops when the gateway answers from ``legacy`` and the flow run is Completed.
 
@@ -66,14 +67,18 @@ def main(rounds: int = 3) -> None:
             )  # fmt: skip
             try:
                 times = []
-                for n in range(rounds):
+                for n in range(rounds + 1):
                     spec = estate_spec(estate)
                     write_spec(spec, work / "specs")
                     cut_over_for_real(estate, ledger, spec, settings)
                     deployment_id = ensure_rollback_deployment(spec.system.id, work_pool=DEFAULT_POOL, link=False)
-                    times.append(click(deployment_id, estate))
-                    print(f"  round {n + 1}: click → original serving, verified, in {times[-1]:.2f} s")
+                    elapsed = click(deployment_id, estate)
                     estate.reset()
+                    if n == 0:  # the worker has just started: its warm process may still be importing
+                        print(f"  warm-up round (worker just started): {elapsed:.2f} s")
+                        continue
+                    times.append(elapsed)
+                    print(f"  round {n}: click → original serving, verified, in {elapsed:.2f} s")
                 print(f"one-click rollback: median {statistics.median(times):.2f} s over {rounds} (target ≤ 10 s)")
             finally:
                 kill_group(worker)

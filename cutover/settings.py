@@ -50,6 +50,19 @@ class Settings(BaseSettings):
         description="Key (Fernet, urlsafe base64) that encrypts approvers' TOTP secrets at rest. "
         "Generated under `home` on first use when empty.",
     )
+    warm_processes: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="Processes a cutover worker keeps started ahead of time (each ~135 MB), ready for "
+        "the next flow runs; more of them start bursts of runs (several rollbacks at once) faster.",
+    )
+    warm_max_age_s: float = Field(
+        default=900.0,
+        ge=10.0,
+        description="A cutover worker's idle warm process is renewed after this many seconds, so an "
+        "upgraded library is picked up.",
+    )
     audit_purge_floor_days: int = Field(
         default=183,
         ge=183,

@@ -34,6 +34,7 @@ from prefect.runner._process_manager import ProcessHandle
 from prefect.workers.process import ProcessJobConfiguration, ProcessWorker, ProcessWorkerResult
 
 from cutover._warm import WarmEngineStarter, WarmProcesses
+from cutover.settings import get_settings
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
@@ -54,9 +55,14 @@ class CutoverWorker(ProcessWorker):
     _display_name = "Cutover (warm process)"
     _documentation_url = "https://www.prefect.io/docs/latest/concepts/workers"
 
-    def __init__(self, *args: Any, warm_processes: int = 1, warm_max_age_s: float = 900.0, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, warm_processes: int | None = None, warm_max_age_s: float | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
-        self.warm = WarmProcesses(size=warm_processes, max_age_s=warm_max_age_s)
+        settings = get_settings()  # CUTOVER_WARM_PROCESSES, CUTOVER_WARM_MAX_AGE_S
+        self.warm = WarmProcesses(
+            size=warm_processes or settings.warm_processes, max_age_s=warm_max_age_s or settings.warm_max_age_s
+        )
 
     async def setup(self) -> None:
         await super().setup()

@@ -61,7 +61,7 @@ def up(args: list[str]) -> int:
     say(
         f"   estate: gateway {estate.gateway_url} -> legacy; hosts {', '.join(f'{n} {h.address}' for n, h in estate.hosts.items())}"
     )
-    say("== 2/6 spec, approvers, deployments (prefect.yaml) and process workers")
+    say("== 2/6 spec, approvers, deployments (prefect.yaml) and cutover workers")
     _prepare(estate)
     workers = [
         spawn(
@@ -75,7 +75,7 @@ def up(args: list[str]) -> int:
     ]
     save_state(STATE_FILE, {**load_state(STATE_FILE), "workers": workers})
     say(
-        f"   {len(workers)} process worker(s) on pool {POOL}"
+        f"   {len(workers)} cutover worker(s) on pool {POOL}"
         + ("; Prefect server and ledger on PostgreSQL" if production_topology() else "")
     )
     say("== 3/6 cutover of 社会保险信息系统: stress test, internal tests, trial-run report")

@@ -1,6 +1,6 @@
 """``make demo`` / ``make demo-failure`` / ``make demo-stop``: the whole mandated sequence on one machine.
 
-``up`` starts a local Prefect server (SQLite, 127.0.0.1:4200) and a process worker, the demo estate
+``up`` starts a local Prefect server (SQLite, 127.0.0.1:4200) and a cutover worker (warm process worker), the demo estate
 (sshd hosts on loopback, the nginx gateway, the sample app as the legacy system and its cloud test
 platform and cloud production copies), registers the deployments (prefect.yaml), enrolls the two
 demo approvers, and triggers the cutover of 社会保险信息系统: stress and internal tests, the
@@ -34,7 +34,7 @@ APPROVERS = (("wang.li", "王丽", "department 信息系统所属部门"), ("zha
 
 
 def production_topology() -> bool:
-    """``DEMO_TOPOLOGY=production``: Prefect server and ledger on PostgreSQL, two process workers."""
+    """``DEMO_TOPOLOGY=production``: Prefect server and ledger on PostgreSQL, two cutover workers."""
     return os.environ.get("DEMO_TOPOLOGY") == "production"
 
 

@@ -21,7 +21,7 @@ check demo-failure make demo-failure
 check demo-stop make demo-stop
 sleep 1
 check no-process-left leftovers
-# The production topology: Prefect server and ledger on PostgreSQL, two process workers in one pool.
+# The production topology: Prefect server and ledger on PostgreSQL, two cutover workers in one pool.
 check demo-production make demo AUTO_SIGN=1 DEMO_TOPOLOGY=production
 check demo-production-stop make demo-stop DEMO_TOPOLOGY=production
 sleep 1

@@ -1,4 +1,4 @@
-"""One-click rollback through its Prefect deployment, run by a process worker (rollback/deployments.py)."""
+"""One-click rollback through its Prefect deployment, run by a cutover worker (rollback/deployments.py)."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def worker_env(tmp_path: Path, estate: Estate, prefect_server: PrefectServer, rb
 
 @pytest.fixture
 def worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
-    """A process worker on a pool of this test's own; yields the pool name."""
+    """A cutover worker on a pool of this test's own; yields the pool name."""
     import os
 
     pool = f"cutover-test-{uuid.uuid4().hex[:6]}"
