@@ -45,6 +45,7 @@ __all__ = [
     "deployment_url",
     "ensure_decommission_deployment",
     "ensure_rollback_deployment",
+    "ensure_signoff_deadline_deployment",
     "ensure_watch_deployment",
     "ensure_work_pool",
     "find_rollback_deployment",
@@ -119,6 +120,17 @@ def ensure_decommission_deployment(*, work_pool: str = DEFAULT_POOL) -> UUID:
     )  # fmt: skip
 
 
+def ensure_signoff_deadline_deployment(*, work_pool: str = DEFAULT_POOL) -> UUID:
+    """The ``signoff-deadline/signoff-deadline`` deployment that wakes sign-offs left past their deadline."""
+    from flows.signoff_deadline import signoff_deadline
+
+    return _apply(
+        signoff_deadline, name="signoff-deadline", work_pool=work_pool, parameters={},
+        description="签认截止 Ends a joint sign-off still waiting at its deadline, recording who did not sign.",
+        tags=["cutover", "signoff"], concurrency_limit=None,
+    )  # fmt: skip
+
+
 def ensure_watch_deployment(
     *, every: timedelta = timedelta(minutes=5), work_pool: str = DEFAULT_POOL, paused: bool = False
 ) -> UUID:
@@ -165,11 +177,12 @@ def _apply(
     tags: list[str],
     interval: timedelta | None = None,
     paused: bool = False,
+    concurrency_limit: int | None = 1,
 ) -> UUID:
     ensure_work_pool(work_pool)
     deployment = cast(RunnerDeployment, flow.to_deployment(
         name=name, parameters=parameters, description=description, tags=tags, interval=interval,
-        paused=paused, concurrency_limit=1, entrypoint_type=EntrypointType.MODULE_PATH,
+        paused=paused, concurrency_limit=concurrency_limit, entrypoint_type=EntrypointType.MODULE_PATH,
     ))  # fmt: skip
     return cast(UUID, deployment.apply(work_pool_name=work_pool))
 

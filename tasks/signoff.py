@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import pydantic
@@ -41,6 +41,7 @@ from cutover.errors import SignatureInvalid, SignOffError, SignOffExpired, SignO
 from cutover.ledger import AuditOutcome, Decision, Ledger, Party, ReportKind, Signature
 from cutover.settings import Settings
 from cutover.spec import Spec
+from tasks import _signoff_deadline as deadline_wakeup
 from tasks._signoff_text import PARTY_LABELS, FormContext, SignedLine, signoff_description
 
 __all__ = [
@@ -358,7 +359,11 @@ def _ask(current: _Round, n: int, log: store.AttemptLog, signed: list[SignatureR
         store.record(current.ledger, current.system_id, store.REQUESTED, detail)
         _tell_where_to_sign(current, n, signed)
     form = SignOffInput.with_initial_data(description=_description(current, n, log, signed))
-    timeout = max(1, math.ceil((current.deadline - current.clock()).total_seconds()))
+    woken = deadline_wakeup.schedule_wakeup(
+        flow_run_id=current.flow_run_id, system_id=current.system_id, kind=current.kind.value, deadline=current.deadline
+    )
+    backstop = current.deadline + (deadline_wakeup.GRACE if woken else timedelta(0))
+    timeout = max(1, math.ceil((backstop - current.clock()).total_seconds()))
     try:
         return suspend_flow_run(wait_for_input=form, key=current.key(n), timeout=timeout)
     except pydantic.ValidationError as invalid:
@@ -396,6 +401,8 @@ def _answer(
     current: _Round, n: int, log: store.AttemptLog, submitted: SignOffInput | None, signed: list[SignatureRecord]
 ) -> None:
     """Check the answer to attempt ``n``; a refusal is audited (the loop then asks again)."""
+    if _is_deadline_wakeup(current, submitted):
+        return  # the loop now ends the sign-off as expired, naming who did not sign
     try:
         if submitted is None:
             raise SignatureInvalid("the submitted form was empty or malformed; fill in every field and submit again")
@@ -420,6 +427,15 @@ def _answer(
         )
     except SignatureInvalid as refusal:
         _refuse(current, n, submitted, refusal)
+
+
+def _is_deadline_wakeup(current: _Round, submitted: SignOffInput | None) -> bool:
+    """The deadline wake-up's answer, after the deadline (before it, it is refused as an unknown approver)."""
+    return (
+        submitted is not None
+        and submitted.approver_id == deadline_wakeup.WAKEUP_APPROVER
+        and current.clock() >= current.deadline
+    )
 
 
 def _refuse(current: _Round, n: int, submitted: SignOffInput | None, refusal: SignatureInvalid) -> None:
