@@ -16,9 +16,7 @@ Usage: .venv/bin/python bench/resume_latency.py [ROUNDS] [GAP]
 
 from __future__ import annotations
 
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +34,7 @@ from prefect.types.entrypoint import EntrypointType
 from cutover.ledger import Ledger
 from flows._signoff_demo import signoff_demo
 from rollback.deployments import DEFAULT_POOL, ensure_work_pool
-from tests.fixtures.prefect_server import REPO_ROOT, kill_group, running_prefect_server, using_server
+from tests.fixtures.prefect_server import kill_group, running_prefect_server, start_cutover_worker, using_server
 from tests.tasks._signoff_estate import Estate, make_estate, new_totp_key, start_run, wait_for_form
 
 
@@ -91,12 +89,8 @@ def main(rounds: int = 5, gap_s: float = 5.0) -> None:
     Ledger(url, digest="sm3").migrate()
     with running_prefect_server(work / "prefect") as server, using_server(server):
         deployment_id = deploy()
-        env = {**os.environ, **server.client_env(), "CUTOVER_TOTP_KEY": totp_key, "CUTOVER_HOME": str(work / "home")}
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "prefect", "worker", "start", "--pool", DEFAULT_POOL, "--type", "cutover"],
-            env=env, cwd=REPO_ROOT, stdout=(work / "worker.log").open("wb"), stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
+        env = {**server.client_env(), "CUTOVER_TOTP_KEY": totp_key, "CUTOVER_HOME": str(work / "home")}
+        worker = start_cutover_worker(DEFAULT_POOL, env, work / "worker.log")
         try:
             print("  warm-up round (worker starting) ...", flush=True)
             one_round(deployment_id, make_estate(_fresh(work, "warm-up"), url, totp_key), gap_s)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +28,7 @@ from cutover.settings import Settings
 from demo.specs import secret_env
 from rollback.deployments import DEFAULT_POOL, ensure_rollback_deployment
 from tests.fixtures.estate import make_estate_root, start_test_estate
-from tests.fixtures.prefect_server import REPO_ROOT, kill_group, running_prefect_server, using_server
+from tests.fixtures.prefect_server import kill_group, running_prefect_server, start_cutover_worker, using_server
 from tests.rollback._retained import cut_over_for_real, estate_spec, whoami
 from tests.specbuilder import write_spec
 
@@ -60,11 +59,7 @@ def main(rounds: int = 3) -> None:
             env = {**os.environ, **server.client_env(), "CUTOVER_DATABASE_URL": ledger.safe_url,
                    "CUTOVER_SPECS_DIR": str(work / "specs"), "CUTOVER_HOME": str(work / "home")}  # fmt: skip
             ensure_rollback_deployment("warm-up", work_pool=DEFAULT_POOL, link=False)
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "prefect", "worker", "start", "--pool", DEFAULT_POOL, "--type", "cutover"],
-                env=env, cwd=REPO_ROOT, stdout=(work / "worker.log").open("wb"), stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
+            worker = start_cutover_worker(DEFAULT_POOL, env, work / "worker.log")
             try:
                 times = []
                 for n in range(rounds + 1):

@@ -23,7 +23,7 @@ from cutover._warm import WarmProcesses
 from cutover._zygote import PRELOAD
 from cutover.worker import WORKER_TYPE
 from rollback.deployments import ensure_work_pool
-from tests.fixtures.prefect_server import REPO_ROOT, PrefectServer, kill_group
+from tests.fixtures.prefect_server import REPO_ROOT, PrefectServer, kill_group, start_cutover_worker, wait_for_worker
 from tests.fixtures.probe_flow import probe
 
 OWN_PACKAGES = {"cutover", "tasks", "flows", "rollback", "demo", "loadtests", "tests"}
@@ -101,33 +101,16 @@ def warm_worker(prefect_server: PrefectServer, probe_module: Path, tmp_path: Pat
     pool = f"warm-test-{uuid.uuid4().hex[:6]}"
     ensure_work_pool(pool)
     env = {
-        **os.environ, **prefect_server.client_env(),
+        **prefect_server.client_env(),
         "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(probe_module.parent)]),
         "PYTHONDONTWRITEBYTECODE": "1",
     }  # fmt: skip
-    log = (tmp_path / "worker.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", WORKER_TYPE],
-        env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )  # fmt: skip
+    process = start_cutover_worker(pool, env, tmp_path / "worker.log")
     try:
-        _wait_online(pool, process)
+        wait_for_worker(pool, process, tmp_path / "worker.log")
         yield pool
     finally:
         kill_group(process)
-        log.close()
-
-
-def _wait_online(pool: str, process: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    with get_client(sync_client=True) as client:
-        while time.monotonic() < deadline:
-            assert process.poll() is None, "the worker exited; see worker.log"
-            if client.read_workers_for_work_pool(pool):
-                return
-            time.sleep(0.25)
-    pytest.fail(f"no worker came online in pool {pool} within {timeout_s:.0f} s")
 
 
 def _run_probe(deployment_id: UUID, out: Path) -> tuple[FlowRun, dict[str, object]]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,7 +23,7 @@ from rollback.deployments import (
     remove_rollback_deployment,
 )
 from rollback.flow import REFUSED
-from tests.fixtures.prefect_server import REPO_ROOT, PrefectServer, kill_group
+from tests.fixtures.prefect_server import PrefectServer, kill_group, start_cutover_worker
 from tests.rollback._retained import cut_over_for_real, estate_spec, pay_through_gateway, payment_ids, whoami
 from tests.specbuilder import write_spec
 
@@ -45,20 +43,12 @@ def worker_env(tmp_path: Path, estate: Estate, prefect_server: PrefectServer, rb
 @pytest.fixture
 def worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
     """A cutover worker on a pool of this test's own; yields the pool name."""
-    import os
-
     pool = f"cutover-test-{uuid.uuid4().hex[:6]}"
-    log = (tmp_path / "worker.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "cutover"],
-        env={**os.environ, **worker_env}, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+    process = start_cutover_worker(pool, worker_env, tmp_path / "worker.log")
     try:
         yield pool
     finally:
         kill_group(process)
-        log.close()
 
 
 def _wait_final(flow_run_id: UUID, timeout_s: float = 60.0) -> FlowRun:

@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -26,7 +23,7 @@ from cutover.ledger import AuditOutcome
 from flows._signoff_demo import signoff_demo
 from rollback.deployments import ensure_work_pool
 from tasks._signoff_deadline import WAKEUP_APPROVER, wakeup_input
-from tests.fixtures.prefect_server import REPO_ROOT, PrefectServer, kill_group
+from tests.fixtures.prefect_server import PrefectServer, kill_group, start_cutover_worker
 from tests.tasks._signoff_estate import (
     Estate,
     make_estate,
@@ -55,21 +52,12 @@ def pooled_deployment(
     deployment = signoff_demo.to_deployment(name=pool, entrypoint_type=EntrypointType.MODULE_PATH)
     assert isinstance(deployment, RunnerDeployment)
     deployment_id = deployment.apply(work_pool_name=pool)
-    env = {
-        **os.environ, **prefect_server.client_env(),
-        "CUTOVER_TOTP_KEY": module_totp_key, "CUTOVER_HOME": str(tmp_path / "home"),
-    }  # fmt: skip
-    log = (tmp_path / "worker.log").open("wb")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "cutover"],
-        env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )  # fmt: skip
+    env = {**prefect_server.client_env(), "CUTOVER_TOTP_KEY": module_totp_key, "CUTOVER_HOME": str(tmp_path / "home")}
+    worker = start_cutover_worker(pool, env, tmp_path / "worker.log")
     try:
         yield deployment_id
     finally:
         kill_group(worker)
-        log.close()
 
 
 @pytest.fixture
