@@ -58,15 +58,18 @@ class WarmProcess:
         await stdin.aclose()
 
     async def retire(self) -> None:
-        """End an idle process: end of input makes it exit by itself; kill it if it does not."""
+        """End an idle process (it holds no work): end of input, then SIGTERM, then SIGKILL."""
         if self.process.stdin is not None:
             with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
                 await self.process.stdin.aclose()
-        with anyio.move_on_after(5):
-            await self.process.wait()
-            return
-        self.process.kill()
-        await self.process.wait()
+        for stop, grace_s in ((None, 0.5), (self.process.terminate, 5.0), (self.process.kill, None)):
+            if self.process.returncode is not None:
+                return
+            if stop is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    stop()
+            with anyio.move_on_after(grace_s):
+                await self.process.wait()
 
 
 class WarmProcesses:
@@ -106,6 +109,17 @@ class WarmProcesses:
         self.handed_out += 1
         await self.fill()
         return candidate
+
+    async def hand_over(self, cwd: Path | str, env: dict[str, str]) -> WarmProcess:
+        """Give a flow run to a warm process; one that died meanwhile is replaced by a new one."""
+        warm = await self.take()
+        try:
+            await warm.give(cwd, env)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            await warm.retire()
+            warm = await self._start_one()
+            await warm.give(cwd, env)
+        return warm
 
     async def refresh(self) -> None:
         """Replace the processes that died or are older than ``max_age_s``."""
@@ -177,8 +191,7 @@ class WarmEngineStarter:
         control_env = self._register_control(flow_run)
         handed_off = False
         try:
-            warm = await self._warm.take()
-            await warm.give(self._cwd, self._run_env(flow_run, control_env))
+            warm = await self._warm.hand_over(self._cwd, self._run_env(flow_run, control_env))
             task_status.started(ProcessHandle(warm.process))
             handed_off = True
             await warm.process.wait()

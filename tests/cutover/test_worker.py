@@ -8,15 +8,17 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from uuid import UUID
 
 import anyio
 import pytest
 from prefect import get_client
-from prefect.client.schemas.objects import FlowRun
+from prefect.client.orchestration import SyncPrefectClient
+from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.deployments.runner import RunnerDeployment
+from prefect.states import Cancelling
 from prefect.types.entrypoint import EntrypointType
 
 from cutover._warm import WarmProcesses
@@ -59,7 +61,7 @@ def test_taking_a_warm_process_starts_its_replacement_and_close_ends_them() -> N
         taken = await warm.take()
         assert taken.process.pid == first_pid and warm.pids() != [first_pid] and len(warm.pids()) == 1
         await taken.retire()
-        assert taken.process.returncode == 0
+        assert taken.process.returncode is not None
         replacement = warm.pids()[0]
         await warm.close()
         assert warm.pids() == []
@@ -82,6 +84,21 @@ def test_a_dead_or_old_warm_process_is_replaced_on_refresh() -> None:
         old = warm.pids()[0]
         await warm.refresh()
         assert warm.pids() and warm.pids() != [old]
+        await warm.close()
+
+    anyio.run(scenario)
+
+
+def test_a_run_handed_to_a_warm_process_that_died_goes_to_a_new_one(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        warm = WarmProcesses(size=1)
+        await warm.fill()
+        os.kill(warm.pids()[0], 9)
+        await anyio.sleep(0.2)
+        env = {**os.environ, "PREFECT__FLOW_RUN_ID": "not-a-uuid"}
+        given = await warm.hand_over(tmp_path, {k: v for k, v in env.items()})
+        await given.process.wait()
+        assert given.process.returncode == 1  # it ran the engine, which refused the bad run id
         await warm.close()
 
     anyio.run(scenario)
@@ -142,6 +159,38 @@ def test_the_worker_runs_flows_in_processes_started_before_the_run_with_fresh_pr
     assert float(str(second["started_at"])) < second_run.created.timestamp()
     assert first["pid"] != second["pid"]
     assert (first["version"], second["version"]) == ("v1", "second")
+
+
+def test_a_run_in_a_warm_process_is_cancelled_from_the_api_and_its_process_ends(
+    warm_worker: str, tmp_path: Path
+) -> None:
+    deployment = probe.to_deployment(name="warm-probe-cancel", entrypoint_type=EntrypointType.MODULE_PATH)
+    assert isinstance(deployment, RunnerDeployment)
+    deployment_id = deployment.apply(work_pool_name=warm_worker)
+    out = tmp_path / "long.json"
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run_from_deployment(deployment_id, parameters={"out": str(out), "sleep_s": 120})
+        _wait_for(lambda: out.exists(), "the long run to start")
+        client.set_flow_run_state(run.id, state=Cancelling(message="cancelled by the test"))
+        _wait_for(lambda: _final(client, run.id), "the run to be cancelled")
+        final = client.read_flow_run(run.id)
+    assert final.state is not None and final.state.type == StateType.CANCELLED, final.state
+    pid = json.loads(out.read_text(encoding="utf-8"))["pid"]
+    _wait_for(lambda: not Path(f"/proc/{pid}").exists(), f"process {pid} to end")
+
+
+def _final(client: SyncPrefectClient, flow_run_id: UUID) -> bool:
+    state = client.read_flow_run(flow_run_id).state
+    return state is not None and state.is_final()
+
+
+def _wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
 def test_the_work_pool_is_created_with_the_cutover_worker_type(prefect_server: PrefectServer) -> None:
