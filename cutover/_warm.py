@@ -49,12 +49,12 @@ class WarmProcess:
     def age_s(self) -> float:
         return time.monotonic() - self.started
 
-    async def give(self, cwd: Path | str, env: dict[str, str]) -> None:
-        """Hand it its flow run: one JSON line on stdin, then end of input."""
+    async def give(self, cwd: Path | str, env: dict[str, str], *, quiet: bool = False) -> None:
+        """Hand it its flow run: one JSON line on stdin, then end of input (``quiet``: no output)."""
         stdin = self.process.stdin
         if stdin is None:
             raise RuntimeError("warm process has no stdin")
-        await stdin.send((json.dumps({"cwd": str(cwd), "env": env}) + "\n").encode())
+        await stdin.send((json.dumps({"cwd": str(cwd), "env": env, "quiet": quiet}) + "\n").encode())
         await stdin.aclose()
 
     async def retire(self) -> None:
@@ -110,15 +110,15 @@ class WarmProcesses:
         await self.fill()
         return candidate
 
-    async def hand_over(self, cwd: Path | str, env: dict[str, str]) -> WarmProcess:
+    async def hand_over(self, cwd: Path | str, env: dict[str, str], *, quiet: bool = False) -> WarmProcess:
         """Give a flow run to a warm process; one that died meanwhile is replaced by a new one."""
         warm = await self.take()
         try:
-            await warm.give(cwd, env)
+            await warm.give(cwd, env, quiet=quiet)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             await warm.retire()
             warm = await self._start_one()
-            await warm.give(cwd, env)
+            await warm.give(cwd, env, quiet=quiet)
         return warm
 
     async def refresh(self) -> None:
@@ -152,11 +152,13 @@ class WarmEngineStarter:
         *,
         cwd: Path | str,
         env: dict[str, str | None],
+        stream_output: bool = True,
         control_channel: ControlChannel | None = None,
     ) -> None:
         self._warm = warm
         self._cwd = cwd
         self._env = env
+        self._stream_output = stream_output
         self._control_channel = control_channel
 
     def _run_env(self, flow_run: FlowRun, control_env: dict[str, str]) -> dict[str, str]:
@@ -191,7 +193,8 @@ class WarmEngineStarter:
         control_env = self._register_control(flow_run)
         handed_off = False
         try:
-            warm = await self._warm.hand_over(self._cwd, self._run_env(flow_run, control_env))
+            env = self._run_env(flow_run, control_env)
+            warm = await self._warm.hand_over(self._cwd, env, quiet=not self._stream_output)
             task_status.started(ProcessHandle(warm.process))
             handed_off = True
             await warm.process.wait()

@@ -3,7 +3,7 @@
 The cutover worker (:mod:`cutover.worker`) keeps one of these started ahead of time. A new Python
 process spends 4-6 s importing Prefect, SQLAlchemy, paramiko and cryptography before a flow run's
 first line; this one has done that while idle. When a run arrives the worker writes one JSON line
-to its stdin — ``{"cwd": ..., "env": {...}}`` — and the process becomes exactly what
+to its stdin — ``{"cwd": ..., "env": {...}, "quiet": false}`` — and the process becomes exactly what
 ``python -m prefect.engine`` would have been: same environment, same working directory, same
 engine entry point, a normal interpreter exit (so Prefect's log and event workers drain).
 
@@ -70,6 +70,10 @@ def _become_the_run(job: dict[str, object]) -> None:
     env = job["env"]
     if not isinstance(env, dict):
         raise TypeError("job env must be a mapping")
+    if job.get("quiet"):  # the job's stream_output is off: the run's output goes nowhere
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
     os.chdir(cwd)
     sys.path[0] = cwd  # as for ``python -m prefect.engine`` started in ``cwd``
     os.environ.clear()

@@ -21,7 +21,7 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.states import Cancelling
 from prefect.types.entrypoint import EntrypointType
 
-from cutover._warm import WarmProcesses
+from cutover._warm import WarmProcess, WarmProcesses, zygote_command
 from cutover._zygote import PRELOAD
 from cutover.worker import WORKER_TYPE
 from rollback.deployments import ensure_work_pool
@@ -102,6 +102,20 @@ def test_a_run_handed_to_a_warm_process_that_died_goes_to_a_new_one(tmp_path: Pa
         await warm.close()
 
     anyio.run(scenario)
+
+
+def test_a_quiet_run_writes_nothing_to_the_workers_output(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        env = {**os.environ, "PREFECT__FLOW_RUN_ID": "not-a-uuid"}
+        for quiet in (False, True):
+            with (tmp_path / f"quiet-{quiet}.log").open("wb") as log:
+                process = await anyio.open_process(zygote_command(), stdin=-1, stdout=log, stderr=log)
+                await WarmProcess(process).give(tmp_path, env, quiet=quiet)
+                await process.wait()
+
+    anyio.run(scenario)
+    assert "Invalid flow run id" in (tmp_path / "quiet-False.log").read_text(errors="replace")
+    assert (tmp_path / "quiet-True.log").read_text(errors="replace") == ""
 
 
 @pytest.fixture
