@@ -3,9 +3,9 @@ traffic answered by the original, with the rollback verified and recorded. Targe
 
 Starts a Prefect server (SQLite, 1 s polling), a cutover worker (``--type cutover``: runs start in
 a warm process) on the ``cutover-process`` pool, and a demo estate, all on loopback. A first,
-untimed round lets the just-started worker finish warming up, as a long-running worker has. Each round cuts a fresh system over (gateway → cloud), creates
-its rollback deployment, then "clicks": ``create_flow_run_from_deployment`` — what the UI's Quick
-run does. The clock stops when the gateway answers from ``legacy`` and the flow run is Completed.
+untimed round lets the just-started worker finish warming up, as a long-running worker has. Each
+round cuts a fresh system over (gateway → cloud), creates its rollback deployment, then "clicks":
+``create_flow_run_from_deployment`` — what the UI's Quick run does. The clock stops when the gateway answers from ``legacy`` and the flow run is Completed.
 
 Usage: .venv/bin/python bench/rollback_click.py [ROUNDS]
 """

@@ -48,6 +48,7 @@ class Requested:
     report_digest: str
     spec_digest: str
     at: datetime
+    wakeup: bool = False  # a deadline wake-up was scheduled when it was shown
 
 
 @dataclass
@@ -79,8 +80,9 @@ def attempt_log(ledger: Ledger, system_id: str, kind: ReportKind, flow_run_id: s
         n = int(detail["n"])
         if event.action == REQUESTED:
             log.requested[n] = Requested(
-                n, str(detail["key"]), str(detail["report_digest"]), str(detail["spec_digest"]), event.at
-            )
+                n, str(detail["key"]), str(detail["report_digest"]), str(detail["spec_digest"]), event.at,
+                bool(detail.get("wakeup", False)),
+            )  # fmt: skip
         else:
             log.answered[n] = (AuditOutcome(event.outcome), str(detail.get("reason", "")))
     return log

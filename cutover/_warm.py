@@ -75,19 +75,17 @@ class WarmProcess:
 class WarmProcesses:
     """A few warm processes kept ready for the next flow runs."""
 
-    def __init__(self, *, size: int = 1, max_age_s: float = 900.0, cwd: Path | str | None = None) -> None:
+    def __init__(self, *, size: int = 1, max_age_s: float = 900.0) -> None:
         if size < 1:
             raise ValueError("at least one warm process is needed")
         self.size = size
         self.max_age_s = max_age_s
-        self._cwd = cwd
         self._ready: list[WarmProcess] = []
         self._filling = anyio.Lock()
-        self.handed_out = 0
 
     async def _start_one(self) -> WarmProcess:
         process = await anyio.open_process(
-            zygote_command(), stdin=-1, stdout=None, stderr=None, cwd=self._cwd, env=dict(os.environ)
+            zygote_command(), stdin=-1, stdout=None, stderr=None, env=dict(os.environ)
         )
         return WarmProcess(process)
 
@@ -106,7 +104,6 @@ class WarmProcesses:
             await candidate.retire()
         else:
             candidate = await self._start_one()
-        self.handed_out += 1
         await self.fill()
         return candidate
 

@@ -23,7 +23,7 @@ import warnings
 __all__ = ["PRELOAD", "main"]
 
 # Third-party modules the flows of this project import, directly or at run time. Kept complete by
-# tests/test_worker.py (importing the flows after these loads no further third-party package).
+# tests/cutover/test_worker.py (importing the flows after these loads no further third-party package).
 PRELOAD: tuple[str, ...] = (
     "prefect.engine",
     "prefect.flow_engine",
@@ -48,10 +48,6 @@ PRELOAD: tuple[str, ...] = (
     "yaml",
     "pydantic",
     "pydantic.v1",
-    "statistics",
-    "getpass",
-    "pty",
-    "xml.sax.saxutils",
     "docker",
 )
 

@@ -15,9 +15,10 @@ flow is picked up by the next run.
 
 A pool whose job template sets an explicit ``command`` runs that command instead, exactly as the
 process worker does. It builds on Prefect 3.9's runner (``FlowRunExecutorContext``, process
-handles, the control channel for cancellation), hence ``prefect>=3.9.1``; tests/cutover/test_worker.py
-runs, cancels and re-runs flows through it on a real server. Registered with Prefect through the ``prefect.collections`` entry point of
-this package, so ``--type cutover`` works wherever the package is installed.
+handles, the control channel for cancellation), hence ``prefect>=3.9.1``;
+tests/cutover/test_worker.py runs, cancels and re-runs flows through it on a real server.
+Registered with Prefect through this package's ``prefect.collections`` entry point, so
+``--type cutover`` works wherever the package is installed.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ def wakeup_input() -> dict[str, str]:
 
 
 def schedule_wakeup(*, flow_run_id: str, system_id: str, kind: str, deadline: datetime) -> bool:
-    """Schedule the wake-up for just after ``deadline`` (once per run and deadline); False if it cannot be.
+    """Schedule the wake-up for just after ``deadline`` (idempotent per run and deadline); False if it cannot be.
 
     It cannot when the run is not on a work pool (e.g. a ``serve()``d deployment) or the API refuses;
     then Prefect's suspend timeout at the deadline ends the run, without our record.
@@ -54,6 +54,7 @@ def schedule_wakeup(*, flow_run_id: str, system_id: str, kind: str, deadline: da
     try:
         from rollback.deployments import ensure_signoff_deadline_deployment
 
+        # (Re)applied on this run's pool, so the wake-up runs wherever the sign-off runs.
         deployment_id = ensure_signoff_deadline_deployment(work_pool=pool)
         with get_client(sync_client=True) as client:
             client.create_flow_run_from_deployment(

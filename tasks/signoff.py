@@ -354,14 +354,20 @@ def _refuse_if_expired(current: _Round, signed: list[SignatureRecord]) -> None:
 
 def _ask(current: _Round, n: int, log: store.AttemptLog, signed: list[SignatureRecord]) -> SignOffInput | None:
     """Suspend for attempt ``n`` (or read its answer if it was already given); None if malformed."""
-    if n not in log.requested:
-        detail = {**current.context(n), "report_digest": current.report_digest, "spec_digest": current.spec_digest}
+    if n in log.requested:  # shown before this restart: its wake-up, if any, is scheduled
+        woken = log.requested[n].wakeup
+    else:
+        woken = deadline_wakeup.schedule_wakeup(
+            flow_run_id=current.flow_run_id, system_id=current.system_id, kind=current.kind.value,
+            deadline=current.deadline,
+        )  # fmt: skip
+        detail = {
+            **current.context(n), "report_digest": current.report_digest, "spec_digest": current.spec_digest,
+            "wakeup": woken,
+        }  # fmt: skip
         store.record(current.ledger, current.system_id, store.REQUESTED, detail)
         _tell_where_to_sign(current, n, signed)
     form = SignOffInput.with_initial_data(description=_description(current, n, log, signed))
-    woken = deadline_wakeup.schedule_wakeup(
-        flow_run_id=current.flow_run_id, system_id=current.system_id, kind=current.kind.value, deadline=current.deadline
-    )
     backstop = current.deadline + (deadline_wakeup.GRACE if woken else timedelta(0))
     timeout = max(1, math.ceil((backstop - current.clock()).total_seconds()))
     try:
