@@ -43,7 +43,9 @@ def read_all(url: str) -> int:
     engine = sa.create_engine(url)
     count = 0
     with engine.connect() as connection:
-        result = connection.execution_options(stream_results=True, yield_per=50_000).execute(sa.text("SELECT * FROM payments"))
+        result = connection.execution_options(stream_results=True, yield_per=50_000).execute(
+            sa.text("SELECT * FROM payments")
+        )
         for partition in result.partitions():
             count += len(partition)
     engine.dispose()

@@ -99,7 +99,9 @@ def main(rounds: int = 5, gap_s: float = 5.0) -> None:
                 to_running, to_done = one_round(deployment_id, make_estate(_fresh(work, f"r{n}"), url, totp_key), gap_s)
                 running.append(to_running)
                 done.append(to_done)
-                print(f"  round {n + 1}: second signature → running {to_running:.2f} s, verified+recorded+completed {to_done:.2f} s")
+                print(
+                    f"  round {n + 1}: second signature → running {to_running:.2f} s, verified+recorded+completed {to_done:.2f} s"
+                )
             print(
                 f"resume after the second signature: median {statistics.median(running):.2f} s to running, "
                 f"{statistics.median(done):.2f} s to verified and completed, over {rounds} (target ≤ 5 s)"

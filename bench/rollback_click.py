@@ -56,8 +56,13 @@ def main(rounds: int = 3) -> None:
     os.environ.update(secret_env(estate))
     try:
         with running_prefect_server(work / "prefect") as server, using_server(server):
-            env = {**os.environ, **server.client_env(), "CUTOVER_DATABASE_URL": ledger.safe_url,
-                   "CUTOVER_SPECS_DIR": str(work / "specs"), "CUTOVER_HOME": str(work / "home")}  # fmt: skip
+            env = {
+                **os.environ,
+                **server.client_env(),
+                "CUTOVER_DATABASE_URL": ledger.safe_url,
+                "CUTOVER_SPECS_DIR": str(work / "specs"),
+                "CUTOVER_HOME": str(work / "home"),
+            }
             ensure_rollback_deployment("warm-up", work_pool=DEFAULT_POOL, link=False)
             worker = start_cutover_worker(DEFAULT_POOL, env, work / "worker.log")
             try:

@@ -48,7 +48,16 @@ def raw_loop(estate: Estate, *, nodelay: bool) -> float:
     sock = socket.create_connection((host.address, host.port), timeout=5)
     if nodelay:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    client.connect(host.address, host.port, host.user, key_filename=str(host.client_key_path), allow_agent=False, look_for_keys=False, timeout=5, sock=sock)
+    client.connect(
+        host.address,
+        host.port,
+        host.user,
+        key_filename=str(host.client_key_path),
+        allow_agent=False,
+        look_for_keys=False,
+        timeout=5,
+        sock=sock,
+    )
     started = time.perf_counter()
     for _ in range(STEPS):
         _, stdout, _ = client.exec_command("true", timeout=60)
@@ -77,8 +86,13 @@ def runbook(ctx: StepContext, steps: list[SshStep]) -> float:
 def ours(estate: Estate, spec: Spec, ledger: Ledger, home: Path) -> float:
     run = ledger.create_run(spec.system.id, RunKind.CUTOVER)
     ctx = StepContext(spec=spec, ledger=ledger, run_id=run.id, pool=ConnectionPool(), settings=Settings(home=home))
-    steps = [SshStep(kind="ssh", id=f"s{i:02d}", name=f"step {i}", host="legacy", run=["true"], changes_state=False) for i in range(STEPS)]
-    ctx.pool.get(__import__("tasks.ssh", fromlist=["host_target"]).host_target(spec, "legacy", ctx.settings))  # connect outside the timing, as the raw loop does
+    steps = [
+        SshStep(kind="ssh", id=f"s{i:02d}", name=f"step {i}", host="legacy", run=["true"], changes_state=False)
+        for i in range(STEPS)
+    ]
+    ctx.pool.get(
+        __import__("tasks.ssh", fromlist=["host_target"]).host_target(spec, "legacy", ctx.settings)
+    )  # connect outside the timing, as the raw loop does
     elapsed = runbook(ctx, steps)
     ledger.finish_run(run.id, __import__("cutover.ledger", fromlist=["RunState"]).RunState.SUCCEEDED)
     ctx.pool.close_all()
@@ -88,10 +102,20 @@ def ours(estate: Estate, spec: Spec, ledger: Ledger, home: Path) -> float:
 def fan(estate: Estate, ledger: Ledger, home: Path, concurrency: int) -> float:
     nodes = estate.extra_hosts(20)
     spec = spec_for(estate, hosts={n.name: n.spec_entry() for n in nodes})
-    lifecycle.register_system(ledger, system_id=spec.system.id, name="b", department="d", disposition="migrate", actor="bench")
+    lifecycle.register_system(
+        ledger, system_id=spec.system.id, name="b", department="d", disposition="migrate", actor="bench"
+    )
     run = ledger.create_run(spec.system.id, RunKind.CUTOVER)
     ctx = StepContext(spec=spec, ledger=ledger, run_id=run.id, pool=ConnectionPool(), settings=Settings(home=home))
-    step = SshStep(kind="ssh", id="fan", name="fan", hosts=[n.name for n in nodes], run=["sleep", "0.2"], changes_state=False, concurrency=concurrency)
+    step = SshStep(
+        kind="ssh",
+        id="fan",
+        name="fan",
+        hosts=[n.name for n in nodes],
+        run=["sleep", "0.2"],
+        changes_state=False,
+        concurrency=concurrency,
+    )
     started = time.perf_counter()
     result = fan_out(ctx, step)
     elapsed = time.perf_counter() - started
@@ -109,7 +133,9 @@ def main() -> None:
         ledger = Ledger(f"sqlite:///{home / 'ledger.db'}")
         ledger.migrate()
         spec = spec_for(estate)
-        lifecycle.register_system(ledger, system_id=spec.system.id, name="b", department="d", disposition="migrate", actor="bench")
+        lifecycle.register_system(
+            ledger, system_id=spec.system.id, name="b", department="d", disposition="migrate", actor="bench"
+        )
         ours(estate, spec, ledger, home)  # warm-up: Prefect's local server, imports, connections
         naive, tuned, orchestrated = [], [], []
         for _ in range(rounds):
@@ -117,15 +143,23 @@ def main() -> None:
             tuned.append(raw_loop(estate, nodelay=True))
             orchestrated.append(ours(estate, spec, ledger, home))
         print(f"30-step runbook of `true`, {rounds} rounds (alternating)")
-        for label, series in (("raw paramiko, default socket", naive), ("raw paramiko, TCP_NODELAY", tuned), ("our task layer in a Prefect flow", orchestrated)):
-            print(f"  {label:34s} median {statistics.median(series) * 1000:6.0f} ms ({statistics.median(series) / STEPS * 1000:5.1f} ms/step)")
+        for label, series in (
+            ("raw paramiko, default socket", naive),
+            ("raw paramiko, TCP_NODELAY", tuned),
+            ("our task layer in a Prefect flow", orchestrated),
+        ):
+            print(
+                f"  {label:34s} median {statistics.median(series) * 1000:6.0f} ms ({statistics.median(series) / STEPS * 1000:5.1f} ms/step)"
+            )
         ratio_naive = statistics.median([o / r for o, r in zip(orchestrated, naive, strict=True)])
         ratio_tuned = statistics.median([o / r for o, r in zip(orchestrated, tuned, strict=True)])
         print(f"median ratio vs raw paramiko loop (default socket): {ratio_naive:.2f}x (target <= 1.3x)")
         print(f"median ratio vs raw paramiko loop with TCP_NODELAY: {ratio_tuned:.2f}x (pure orchestration overhead)")
         sequential = fan(estate, ledger, home, 1)
         parallel = fan(estate, ledger, home, 10)
-        print(f"20-host fan-out of 'sleep 0.2': sequential {sequential:.2f} s, concurrency 10 {parallel:.2f} s ({sequential / parallel:.1f}x faster)")
+        print(
+            f"20-host fan-out of 'sleep 0.2': sequential {sequential:.2f} s, concurrency 10 {parallel:.2f} s ({sequential / parallel:.1f}x faster)"
+        )
     finally:
         estate.stop()
 

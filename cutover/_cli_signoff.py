@@ -73,7 +73,9 @@ def sign(
     try:
         request = store.latest_request(ledger, system)
         if request is None:
-            fail(f"no sign-off form was ever shown for system {system!r}; start its cutover run first", ExitCode.REFUSED)
+            fail(
+                f"no sign-off form was ever shown for system {system!r}; start its cutover run first", ExitCode.REFUSED
+            )
         flow_run_id, n = str(request.detail["flow_run_id"]), int(request.detail["n"])
         _show_request(system, request, _require_waiting(flow_run_id, str(request.detail["key"])))
         _submit(flow_run_id, _prompt(as_))
@@ -103,7 +105,9 @@ def _require_waiting(flow_run_id: str, key: str) -> str:
                 "If it was just resumed, wait a few seconds for the next form; check `cutover status`",
                 ExitCode.REFUSED,
             )
-        description: Any = client.read_flow_run_input(UUID(flow_run_id), f"{(state.name or '').lower()}-{key}-description")
+        description: Any = client.read_flow_run_input(
+            UUID(flow_run_id), f"{(state.name or '').lower()}-{key}-description"
+        )
     return str(description)
 
 

@@ -80,9 +80,13 @@ def attempt_log(ledger: Ledger, system_id: str, kind: ReportKind, flow_run_id: s
         n = int(detail["n"])
         if event.action == REQUESTED:
             log.requested[n] = Requested(
-                n, str(detail["key"]), str(detail["report_digest"]), str(detail["spec_digest"]), event.at,
+                n,
+                str(detail["key"]),
+                str(detail["report_digest"]),
+                str(detail["spec_digest"]),
+                event.at,
                 bool(detail.get("wakeup", False)),
-            )  # fmt: skip
+            )
         else:
             log.answered[n] = (AuditOutcome(event.outcome), str(detail.get("reason", "")))
     return log
@@ -133,7 +137,9 @@ def record(
 ) -> None:
     """Append one sign-off event to the audit chain (in ``session`` if given)."""
     if session is not None:
-        audit.append(session, actor=actor, action=action, object=system_object(system_id), outcome=outcome, detail=detail)
+        audit.append(
+            session, actor=actor, action=action, object=system_object(system_id), outcome=outcome, detail=detail
+        )
         return
     with ledger.session() as own:
         record(ledger, system_id, action, detail, outcome=outcome, actor=actor, session=own)
@@ -185,5 +191,7 @@ def void_signatures(ledger: Ledger, signatures: list[Signature], *, reason: str,
             .execution_options(synchronize_session=False)
         )
         voided = [{"id": s.id, "party": s.party.value, "approver_id": s.approver_id} for s in signatures]
-        record(ledger, signatures[0].system_id, VOIDED, {**detail, "reason": reason, "signatures": voided}, session=session)
+        record(
+            ledger, signatures[0].system_id, VOIDED, {**detail, "reason": reason, "signatures": voided}, session=session
+        )
     return len(ids)

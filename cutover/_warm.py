@@ -84,9 +84,7 @@ class WarmProcesses:
         self._filling = anyio.Lock()
 
     async def _start_one(self) -> WarmProcess:
-        process = await anyio.open_process(
-            zygote_command(), stdin=-1, stdout=None, stderr=None, env=dict(os.environ)
-        )
+        process = await anyio.open_process(zygote_command(), stdin=-1, stdout=None, stderr=None, env=dict(os.environ))
         return WarmProcess(process)
 
     async def fill(self) -> None:

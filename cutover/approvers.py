@@ -126,8 +126,7 @@ def _matching_counter(approver_id: str, secret: str, code: str, at: datetime) ->
     counter = _totp.matching_counter(secret, cleaned, at) if cleaned else None
     if counter is None:
         raise SignatureInvalid(
-            f"code for {approver_id} is not valid at {_when(at)}; "
-            "use the current code from your authenticator app"
+            f"code for {approver_id} is not valid at {_when(at)}; use the current code from your authenticator app"
         )
     return counter
 

@@ -112,9 +112,12 @@ class CutoverWorker(ProcessWorker):
         execution: FlowRunExecutionResult | None = None
         async with FlowRunExecutorContext() as ctx:
             starter = WarmEngineStarter(
-                self.warm, cwd=cwd, env=configuration.env, stream_output=configuration.stream_output,
+                self.warm,
+                cwd=cwd,
+                env=configuration.env,
+                stream_output=configuration.stream_output,
                 control_channel=ctx.control_channel,
-            )  # fmt: skip
+            )
             executor = ctx.create_executor(
                 flow_run, starter, resolve_flow=load_flow_from_flow_run, propose_submitting=False
             )

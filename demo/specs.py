@@ -26,11 +26,15 @@ def demo_spec(estate: Estate, *, system_id: str = DEMO_SYSTEM, stress_seconds: i
     gateway = estate.gateway_url
     return {
         "system": {
-            "id": system_id, "name": "社会保险信息系统", "department": "省人力资源和社会保障厅",
-            "classification": "non-classified", "disposition": "migrate",
+            "id": system_id,
+            "name": "社会保险信息系统",
+            "department": "省人力资源和社会保障厅",
+            "classification": "non-classified",
+            "disposition": "migrate",
             "hosting": {"current": "telecom-operator", "operator": "中国电信"},
             "network": {"from": "business-private", "to": "e-gov-extranet"},
-            "adaptation": ["database-update", "os-upgrade"], "planned_date": "2027-03-15",
+            "adaptation": ["database-update", "os-upgrade"],
+            "planned_date": "2027-03-15",
         },
         "parties": {
             "department": {"approvers": [{"id": "wang.li", "name": "王丽"}]},
@@ -44,7 +48,9 @@ def demo_spec(estate: Estate, *, system_id: str = DEMO_SYSTEM, stress_seconds: i
         "test_platform": {
             "base_url": test_url,
             "stress": {
-                "users": 20, "spawn_rate": 20, "duration": f"{stress_seconds}s",
+                "users": 20,
+                "spawn_rate": 20,
+                "duration": f"{stress_seconds}s",
                 "endpoints": [
                     {"name": "参保人查询 lookup", "path": "/api/insured/42", "weight": 8},
                     {"name": "健康检查 health", "path": "/healthz", "weight": 1},
@@ -52,42 +58,123 @@ def demo_spec(estate: Estate, *, system_id: str = DEMO_SYSTEM, stress_seconds: i
                 "thresholds": {"p95_ms": 800, "failure_ratio": 0.01, "min_rps": 40},
             },
             "internal_tests": [
-                {"kind": "ssh", "id": "selftest", "name": "自检 selftest", "host": "cloud_test", "run": ["selftest"], "changes_state": False},
+                {
+                    "kind": "ssh",
+                    "id": "selftest",
+                    "name": "自检 selftest",
+                    "host": "cloud_test",
+                    "run": ["selftest"],
+                    "changes_state": False,
+                },
                 {"kind": "http_check", "id": "stats", "name": "统计接口 stats", "url": f"{test_url}/api/stats"},
             ],
-            "health": [{"kind": "http_check", "id": "trial-health", "name": "试运行健康检查", "url": f"{test_url}/healthz"}],
+            "health": [
+                {"kind": "http_check", "id": "trial-health", "name": "试运行健康检查", "url": f"{test_url}/healthz"}
+            ],
             "trial_run": "0s",
             "signoff_deadline": "14d",
         },
         "cutover": {
             "steps": [
-                {"kind": "ssh", "id": "freeze", "name": "冻结写入 freeze writes", "host": "legacy",
-                 "run": ["appctl", "freeze"], "undo": ["appctl", "unfreeze"]},
-                {"kind": "ssh", "id": "final-sync", "name": "最终数据同步 final sync", "host": "cloud",
-                 "run": ["pull-from", "legacy"], "irreversible": True, "covered_by": "reverse-sync"},
-                {"kind": "data_verify", "id": "verify-rows", "name": "数据校验 verify rows",
-                 "source": {"secret": "legacy-db"}, "target": {"secret": "cloud-db"}, "tables": TABLES},
-                {"kind": "ssh", "id": "switch-traffic", "name": "流量切换 switch traffic", "host": "gateway",
-                 "run": ["route", "cloud"], "undo": ["route", "legacy"]},
+                {
+                    "kind": "ssh",
+                    "id": "freeze",
+                    "name": "冻结写入 freeze writes",
+                    "host": "legacy",
+                    "run": ["appctl", "freeze"],
+                    "undo": ["appctl", "unfreeze"],
+                },
+                {
+                    "kind": "ssh",
+                    "id": "final-sync",
+                    "name": "最终数据同步 final sync",
+                    "host": "cloud",
+                    "run": ["pull-from", "legacy"],
+                    "irreversible": True,
+                    "covered_by": "reverse-sync",
+                },
+                {
+                    "kind": "data_verify",
+                    "id": "verify-rows",
+                    "name": "数据校验 verify rows",
+                    "source": {"secret": "legacy-db"},
+                    "target": {"secret": "cloud-db"},
+                    "tables": TABLES,
+                },
+                {
+                    "kind": "ssh",
+                    "id": "switch-traffic",
+                    "name": "流量切换 switch traffic",
+                    "host": "gateway",
+                    "run": ["route", "cloud"],
+                    "undo": ["route", "legacy"],
+                },
             ],
-            "health": [{"kind": "http_check", "id": "gateway-health", "name": "网关健康检查", "url": f"{gateway}/healthz", "timeout": "2s"}],
+            "health": [
+                {
+                    "kind": "http_check",
+                    "id": "gateway-health",
+                    "name": "网关健康检查",
+                    "url": f"{gateway}/healthz",
+                    "timeout": "2s",
+                }
+            ],
             "health_gate": {"passes": 3, "interval": "0.5s", "within": "30s"},
         },
-        "retention": {"months": 3, "watch": {"interval": "2s", "failures_to_rollback": 3, "readiness": [
-            {"kind": "ssh", "id": "legacy-ready", "name": "原系统可接管 original ready", "host": "legacy",
-             "run": ["appctl", "status"], "changes_state": False},
-        ]}},
+        "retention": {
+            "months": 3,
+            "watch": {
+                "interval": "2s",
+                "failures_to_rollback": 3,
+                "readiness": [
+                    {
+                        "kind": "ssh",
+                        "id": "legacy-ready",
+                        "name": "原系统可接管 original ready",
+                        "host": "legacy",
+                        "run": ["appctl", "status"],
+                        "changes_state": False,
+                    },
+                ],
+            },
+        },
         "rollback": {
             "steps": [
-                {"kind": "ssh", "id": "reverse-sync", "name": "反向数据同步 reverse sync", "host": "legacy", "run": ["pull-from", "cloud"]},
-                {"kind": "data_verify", "id": "verify-reverse", "name": "反向数据校验 verify", "source": {"secret": "cloud-db"},
-                 "target": {"secret": "legacy-db"}, "tables": TABLES},
-                {"kind": "ssh", "id": "unfreeze-legacy", "name": "恢复写入 unfreeze", "host": "legacy", "run": ["appctl", "unfreeze"]},
-                {"kind": "ssh", "id": "route-back", "name": "流量回切 traffic back", "host": "gateway", "run": ["route", "legacy"]},
+                {
+                    "kind": "ssh",
+                    "id": "reverse-sync",
+                    "name": "反向数据同步 reverse sync",
+                    "host": "legacy",
+                    "run": ["pull-from", "cloud"],
+                },
+                {
+                    "kind": "data_verify",
+                    "id": "verify-reverse",
+                    "name": "反向数据校验 verify",
+                    "source": {"secret": "cloud-db"},
+                    "target": {"secret": "legacy-db"},
+                    "tables": TABLES,
+                },
+                {
+                    "kind": "ssh",
+                    "id": "unfreeze-legacy",
+                    "name": "恢复写入 unfreeze",
+                    "host": "legacy",
+                    "run": ["appctl", "unfreeze"],
+                },
+                {
+                    "kind": "ssh",
+                    "id": "route-back",
+                    "name": "流量回切 traffic back",
+                    "host": "gateway",
+                    "run": ["route", "legacy"],
+                },
             ],
-            "health": [{"kind": "http_check", "id": "original-health", "name": "原系统健康检查", "url": f"{gateway}/healthz"}],
+            "health": [
+                {"kind": "http_check", "id": "original-health", "name": "原系统健康检查", "url": f"{gateway}/healthz"}
+            ],
         },
-    }  # fmt: skip
+    }
 
 
 def secret_env(estate: Estate) -> dict[str, str]:

@@ -51,9 +51,12 @@ def _take_over(ledger: Ledger, system_id: str, run: CutoverRun, kind: RunKind, a
         ledger.acquire_lock(system_id, run.id, kind)
     with ledger.session() as session:
         audit.append(
-            session, actor=actor, action=f"{kind.value}.resumed", object=f"system:{system_id}",
+            session,
+            actor=actor,
+            action=f"{kind.value}.resumed",
+            object=f"system:{system_id}",
             detail={"run_id": run.id, "previous_flow_run": run.flow_run_id},
-        )  # fmt: skip
+        )
 
 
 def release(ledger: Ledger, spec: Spec, run: CutoverRun) -> None:

@@ -62,6 +62,11 @@ class RunContext:
     def steps(self) -> StepContext:
         """The context the step runners need, sharing this run's SSH connections."""
         return StepContext(
-            spec=self.spec, ledger=self.ledger, run_id=self.run.id, pool=pool_for(self.run.id),
-            actor=self.actor, settings=self.settings, log=self.log,
-        )  # fmt: skip
+            spec=self.spec,
+            ledger=self.ledger,
+            run_id=self.run.id,
+            pool=pool_for(self.run.id),
+            actor=self.actor,
+            settings=self.settings,
+            log=self.log,
+        )

@@ -80,10 +80,18 @@ def conclude(rc: RunContext, outcome: SagaOutcome) -> datetime | None:
             rc.ledger.open_retention_window(rc.system_id, rc.run.id, ends, session=session)
         rc.ledger.finish_run(rc.run.id, run_state, note=outcome.summary(), session=session)
         audit.append(
-            session, actor=rc.actor, action="cutover.finished", object=f"system:{rc.system_id}",
+            session,
+            actor=rc.actor,
+            action="cutover.finished",
+            object=f"system:{rc.system_id}",
             outcome=AuditOutcome.SUCCEEDED if ends else AuditOutcome.FAILED,
-            detail={"run_id": rc.run.id, "state": outcome.state.value, "remaining": outcome.remaining, "retention_ends": ends.isoformat() if ends else None},
-        )  # fmt: skip
+            detail={
+                "run_id": rc.run.id,
+                "state": outcome.state.value,
+                "remaining": outcome.remaining,
+                "retention_ends": ends.isoformat() if ends else None,
+            },
+        )
     lifecycle.transition(rc.ledger, rc.system_id, state, actor=rc.actor, reason=outcome.summary())
     publish_summary(rc, outcome, ends)
     if ends is not None:

@@ -47,10 +47,17 @@ def request_rollback(spec: Spec, reason: str, *, executor: Executor, watch_key: 
     try:
         deployment_id = find_rollback_deployment(system_id)
         if deployment_id is not None:
-            run = cast(FlowRun, run_deployment(  # type: ignore[call-arg]
-                deployment_id, parameters={"system_id": system_id, "actor": "watch", "reason": reason},
-                timeout=0, as_subflow=False, idempotency_key=f"auto-rollback-{system_id}-{watch_key}", _sync=True,
-            ))  # fmt: skip
+            run = cast(
+                FlowRun,
+                run_deployment(  # type: ignore[call-arg]
+                    deployment_id,
+                    parameters={"system_id": system_id, "actor": "watch", "reason": reason},
+                    timeout=0,
+                    as_subflow=False,
+                    idempotency_key=f"auto-rollback-{system_id}-{watch_key}",
+                    _sync=True,
+                ),
+            )
             run_logger().warning("%s: %s → flow run %s", system_id, reason, run.id)
             return f"flow run {run.id} of {rollback_deployment_name(system_id)}"
     except (httpx.HTTPError, PrefectHTTPStatusError) as exc:

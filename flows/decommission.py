@@ -53,9 +53,13 @@ def decommission_flow(system_id: str, actor: str = "ops") -> str:
     try:
         report = _report(ledger, spec, run, window)
         collect_signoff(
-            spec, ledger, report_digest=report.digest, report_link=_report_link(system_id),
-            deadline=report.created_at + _signoff_deadline(spec), kind=ReportKind.DECOMMISSION,
-        )  # fmt: skip
+            spec,
+            ledger,
+            report_digest=report.digest,
+            report_link=_report_link(system_id),
+            deadline=report.created_at + _signoff_deadline(spec),
+            kind=ReportKind.DECOMMISSION,
+        )
     except SignOffError as exc:
         ledger.finish_run(run.id, RunState.FAILED, note=redact(str(exc)))
         release(ledger, spec, run)
@@ -71,9 +75,13 @@ def check_decommission_allowed(ledger: Ledger, system_id: str, *, actor: str) ->
     except RetentionError as exc:
         with ledger.session() as session:
             audit.append(
-                session, actor=actor, action="decommission.refused", object=f"system:{system_id}",
-                outcome=AuditOutcome.REFUSED, detail={"reason": str(exc)},
-            )  # fmt: skip
+                session,
+                actor=actor,
+                action="decommission.refused",
+                object=f"system:{system_id}",
+                outcome=AuditOutcome.REFUSED,
+                detail={"reason": str(exc)},
+            )
         raise
 
 
@@ -146,9 +154,12 @@ def _finish(ledger: Ledger, spec: Spec, run: CutoverRun, actor: str) -> None:
         ledger.close_retention_window(system_id, RetentionCloseReason.DECOMMISSIONED, session=session)
         ledger.finish_run(run.id, RunState.SUCCEEDED, note="decommissioned, signed by both parties", session=session)
         audit.append(
-            session, actor=actor, action="decommission.finished", object=f"system:{system_id}",
+            session,
+            actor=actor,
+            action="decommission.finished",
+            object=f"system:{system_id}",
             detail={"run_id": run.id, "rollback_deployment_removed": removed},
-        )  # fmt: skip
+        )
     lifecycle.transition(ledger, system_id, LifecycleState.DECOMMISSIONED, actor=actor, reason=f"run {run.id}")
     release(ledger, spec, run)
     run_logger().info("%s decommissioned; rollback deployment removed: %s", system_id, removed)

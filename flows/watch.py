@@ -38,9 +38,14 @@ async def watch_retention(duration_s: float = 0.0, readiness_every_s: float = 30
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="rollback") as executor:
         hooks = prefect_hooks(executor, watch_key=current_flow_run_id() or uuid.uuid4().hex)
         reports = await watch_loop(
-            ledger, SpecIndex(settings.specs_dir), hooks, state,
-            settings=settings, duration_s=duration_s, concurrency=concurrency,
-        )  # fmt: skip
+            ledger,
+            SpecIndex(settings.specs_dir),
+            hooks,
+            state,
+            settings=settings,
+            duration_s=duration_s,
+            concurrency=concurrency,
+        )
     requested = {s: r for report in reports for s, r in report.rollbacks.items()}
     return f"{len(reports)} sweeps; rollbacks requested: {requested or 'none'}"
 

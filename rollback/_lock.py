@@ -64,24 +64,35 @@ def refused(ledger: Ledger, system_id: str, *, actor: str, reason: str) -> None:
     """Audit a refused rollback request."""
     with ledger.session() as session:
         audit.append(
-            session, actor=actor, action="rollback.refused", object=f"system:{system_id}",
-            outcome=AuditOutcome.REFUSED, detail={"reason": reason},
-        )  # fmt: skip
+            session,
+            actor=actor,
+            action="rollback.refused",
+            object=f"system:{system_id}",
+            outcome=AuditOutcome.REFUSED,
+            detail={"reason": reason},
+        )
 
 
 def _new_claim(ledger: Ledger, system_id: str, flow_run_id: str | None, actor: str) -> RollbackClaim:
     with ledger.session() as session:
         state, window = _check_allowed(session, system_id)
         run = ledger.create_run(
-            system_id, RunKind.ROLLBACK, run_id=str(uuid.uuid4()), flow_run_id=flow_run_id,
-            reverses_run_id=window.cutover_run_id, session=session,
-        )  # fmt: skip
+            system_id,
+            RunKind.ROLLBACK,
+            run_id=str(uuid.uuid4()),
+            flow_run_id=flow_run_id,
+            reverses_run_id=window.cutover_run_id,
+            session=session,
+        )
         ledger.acquire_lock(system_id, run.id, RunKind.ROLLBACK, session=session)
         state, window = _check_allowed(session, system_id)  # a rollback may have finished meanwhile
         audit.append(
-            session, actor=actor, action="rollback.started", object=f"system:{system_id}",
+            session,
+            actor=actor,
+            action="rollback.started",
+            object=f"system:{system_id}",
             detail={"run_id": run.id, "reverses_run_id": window.cutover_run_id, "from": state.value},
-        )  # fmt: skip
+        )
     return RollbackClaim(run, window, state)
 
 
@@ -99,9 +110,12 @@ def _continue(
         state, window = _check_allowed(session, system_id)
         ledger.acquire_lock(system_id, running.id, RunKind.ROLLBACK, session=session)
         audit.append(
-            session, actor=actor, action="rollback.resumed", object=f"system:{system_id}",
+            session,
+            actor=actor,
+            action="rollback.resumed",
+            object=f"system:{system_id}",
             detail={"run_id": running.id, "previous_flow_run": running.flow_run_id, "flow_run": flow_run_id},
-        )  # fmt: skip
+        )
     return RollbackClaim(running, window, state, taken_over=True)
 
 

@@ -80,9 +80,14 @@ def run_rollback(
     system_id = spec.system.id
     claim = claim_rollback(ledger, system_id, flow_run_id=flow_run_id, resume=resume, actor=actor)
     ctx = StepContext(
-        spec=spec, ledger=ledger, run_id=claim.run.id, pool=pool_for(claim.run.id),
-        actor=actor, settings=settings or get_settings(), log=log,
-    )  # fmt: skip
+        spec=spec,
+        ledger=ledger,
+        run_id=claim.run.id,
+        pool=pool_for(claim.run.id),
+        actor=actor,
+        settings=settings or get_settings(),
+        log=log,
+    )
     try:
         plan = build_plan(spec, ledger, cutover_run_id=claim.window.cutover_run_id, run_id=claim.run.id)
         outcome = _execute(ctx, plan, claim)
@@ -137,14 +142,21 @@ def _original_health(ctx: StepContext, plan: RollbackPlan) -> StepReport:
         return StepReport(HEALTH_KEY, "health of the original", "gate", "replayed")
     started = time.monotonic()
     try:
-        probes = health_gate(plan.health, plan.gate, on_probe=lambda streak, seen: _log(
-            ctx, f"original health, streak {streak}: " + "; ".join(p.describe() for p in seen)
-        ))  # fmt: skip
+        probes = health_gate(
+            plan.health,
+            plan.gate,
+            on_probe=lambda streak, seen: _log(
+                ctx, f"original health, streak {streak}: " + "; ".join(p.describe() for p in seen)
+            ),
+        )
     except CutoverError as exc:
         ctx.ledger.finish_step(
-            ctx.run_id, HEALTH_KEY, status=StepStatus.FAILED, duration_s=time.monotonic() - started,
+            ctx.run_id,
+            HEALTH_KEY,
+            status=StepStatus.FAILED,
+            duration_s=time.monotonic() - started,
             output_tail=redact(str(exc)),
-        )  # fmt: skip
+        )
         raise
     detail = {"probes": [{"check": p.check, "status": p.status, "latency_ms": round(p.latency_ms, 1)} for p in probes]}
     duration = time.monotonic() - started
@@ -158,8 +170,11 @@ def _incomplete(
     error = f"{type(exc).__name__}: {redact(str(exc))}" if not isinstance(exc, CutoverError) else redact(str(exc))
     outcome.steps.append(StepReport(step_id, name, "run", "failed", error=error))
     outcome.state, outcome.failed_step, outcome.error, outcome.remaining = (
-        RollbackState.INCOMPLETE, step_id, error, remaining,
-    )  # fmt: skip
+        RollbackState.INCOMPLETE,
+        step_id,
+        error,
+        remaining,
+    )
     return outcome
 
 
@@ -182,11 +197,20 @@ def record_outcome(ledger: Ledger, claim: RollbackClaim, outcome: RollbackOutcom
         state = RunState.SUCCEEDED if succeeded else RunState.INCOMPLETE
         ledger.finish_run(outcome.run_id, state, note=outcome.summary(), session=session)
         audit.append(
-            session, actor=actor, action="rollback.finished", object=f"system:{system_id}",
+            session,
+            actor=actor,
+            action="rollback.finished",
+            object=f"system:{system_id}",
             outcome=AuditOutcome.SUCCEEDED if succeeded else AuditOutcome.FAILED,
-            detail={"run_id": outcome.run_id, "reverses_run_id": outcome.reverses_run_id, "state": outcome.state.value,
-                    "failed_step": outcome.failed_step, "error": outcome.error, "remaining": outcome.remaining},
-        )  # fmt: skip
+            detail={
+                "run_id": outcome.run_id,
+                "reverses_run_id": outcome.reverses_run_id,
+                "state": outcome.state.value,
+                "failed_step": outcome.failed_step,
+                "error": outcome.error,
+                "remaining": outcome.remaining,
+            },
+        )
     release(ledger, system_id, claim.run.id)
 
 

@@ -114,10 +114,13 @@ def ensure_decommission_deployment(*, work_pool: str = DEFAULT_POOL) -> UUID:
     from flows.decommission import decommission_flow
 
     return _apply(
-        decommission_flow, name="decommission", work_pool=work_pool, parameters={},
+        decommission_flow,
+        name="decommission",
+        work_pool=work_pool,
+        parameters={},
         description="服务退出 Decommission a retained original after its window, signed by both parties.",
         tags=["cutover", "decommission"],
-    )  # fmt: skip
+    )
 
 
 def ensure_signoff_deadline_deployment(*, work_pool: str = DEFAULT_POOL) -> UUID:
@@ -125,10 +128,14 @@ def ensure_signoff_deadline_deployment(*, work_pool: str = DEFAULT_POOL) -> UUID
     from flows.signoff_deadline import signoff_deadline
 
     return _apply(
-        signoff_deadline, name="signoff-deadline", work_pool=work_pool, parameters={},
+        signoff_deadline,
+        name="signoff-deadline",
+        work_pool=work_pool,
+        parameters={},
         description="签认截止 Ends a joint sign-off still waiting at its deadline, recording who did not sign.",
-        tags=["cutover", "signoff"], concurrency_limit=None,
-    )  # fmt: skip
+        tags=["cutover", "signoff"],
+        concurrency_limit=None,
+    )
 
 
 def ensure_watch_deployment(
@@ -138,10 +145,15 @@ def ensure_watch_deployment(
     from flows.watch import watch_retention
 
     return _apply(
-        watch_retention, name="watch", work_pool=work_pool, parameters={"duration_s": every.total_seconds()},
+        watch_retention,
+        name="watch",
+        work_pool=work_pool,
+        parameters={"duration_s": every.total_seconds()},
         description="保留期监控 Watch every retained system; roll back after K failed checks.",
-        tags=["cutover", "watch"], interval=every, paused=paused,
-    )  # fmt: skip
+        tags=["cutover", "watch"],
+        interval=every,
+        paused=paused,
+    )
 
 
 def ensure_work_pool(name: str = DEFAULT_POOL) -> None:
@@ -180,10 +192,19 @@ def _apply(
     concurrency_limit: int | None = 1,
 ) -> UUID:
     ensure_work_pool(work_pool)
-    deployment = cast(RunnerDeployment, flow.to_deployment(
-        name=name, parameters=parameters, description=description, tags=tags, interval=interval,
-        paused=paused, concurrency_limit=concurrency_limit, entrypoint_type=EntrypointType.MODULE_PATH,
-    ))  # fmt: skip
+    deployment = cast(
+        RunnerDeployment,
+        flow.to_deployment(
+            name=name,
+            parameters=parameters,
+            description=description,
+            tags=tags,
+            interval=interval,
+            paused=paused,
+            concurrency_limit=concurrency_limit,
+            entrypoint_type=EntrypointType.MODULE_PATH,
+        ),
+    )
     return cast(UUID, deployment.apply(work_pool_name=work_pool))
 
 

@@ -42,9 +42,13 @@ def rollback_flow(
     ledger = open_ledger()
     try:
         outcome = run_rollback(
-            spec, ledger, actor=actor, flow_run_id=current_flow_run_id(), resume=resume,
+            spec,
+            ledger,
+            actor=actor,
+            flow_run_id=current_flow_run_id(),
+            resume=resume,
             log=lambda line: logger.info(line),
-        )  # fmt: skip
+        )
     except (ConcurrencyRefused, RetentionError) as exc:
         logger.warning("rollback refused: %s", exc)
         return Completed(name=REFUSED, message=redact(str(exc)))

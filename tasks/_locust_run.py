@@ -54,20 +54,31 @@ def locust_command(
 ) -> list[str]:
     """The locust command line (checked against ``locust --help`` of locust 2.47)."""
     return [
-        sys.executable, "-m", "locust",
-        "-f", str(locustfile),
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(locustfile),
         "--headless",
-        "-u", str(users),
-        "-r", f"{spawn_rate:g}",
-        "--run-time", f"{run_time_s}s",
-        "--host", base_url,
-        "--csv", str(prefix),
+        "-u",
+        str(users),
+        "-r",
+        f"{spawn_rate:g}",
+        "--run-time",
+        f"{run_time_s}s",
+        "--host",
+        base_url,
+        "--csv",
+        str(prefix),
         "--csv-full-history",
-        "--html", f"{prefix}.html",
+        "--html",
+        f"{prefix}.html",
         "--only-summary",
-        "--stop-timeout", str(STOP_TIMEOUT_S),
-        "--exit-code-on-error", "0",
-    ]  # fmt: skip
+        "--stop-timeout",
+        str(STOP_TIMEOUT_S),
+        "--exit-code-on-error",
+        "0",
+    ]
 
 
 def child_environment(extra: Mapping[str, str]) -> dict[str, str]:
@@ -115,9 +126,14 @@ def run_locust(
     started = time.monotonic()
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            list(command), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            list(command),
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             returncode, overran = _wait(process, deadline_s, poll_s, on_poll)
         except BaseException:

@@ -61,9 +61,15 @@ def endpoint_row(metrics: EndpointMetrics) -> dict[str, str]:
 
 
 _ENDPOINT_HEADERS = (
-    "接口 Endpoint", "请求数 Requests", "失败数 Failures", "失败率 Failure ratio",
-    "P50 (ms)", "P95 (ms)", "P99 (ms)", "吞吐量 Req/s",
-)  # fmt: skip
+    "接口 Endpoint",
+    "请求数 Requests",
+    "失败数 Failures",
+    "失败率 Failure ratio",
+    "P50 (ms)",
+    "P95 (ms)",
+    "P99 (ms)",
+    "吞吐量 Req/s",
+)
 
 
 def _header(evidence: ReportEvidence, algorithm: Algorithm) -> list[str]:

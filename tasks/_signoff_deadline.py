@@ -66,7 +66,10 @@ def schedule_wakeup(*, flow_run_id: str, system_id: str, kind: str, deadline: da
     except (PrefectException, httpx.HTTPError) as exc:
         get_run_logger().warning(
             "could not schedule the deadline wake-up of the %s sign-off of %s (%s); at the deadline "
-            "Prefect fails the run by itself, without a ledger record", kind, system_id, exc,
-        )  # fmt: skip
+            "Prefect fails the run by itself, without a ledger record",
+            kind,
+            system_id,
+            exc,
+        )
         return False
     return True

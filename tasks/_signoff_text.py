@@ -92,8 +92,12 @@ def _signatures(context: FormContext) -> str:
         if line is None:
             rows.append(f"| {PARTY_LABELS[party]} | *awaited 待签* | |")
         else:
-            rows.append(f"| {PARTY_LABELS[party]} | {line.decision} by `{line.approver_id}` | {_when(line.signed_at)} |")
-    return "\n".join(["### Signatures 签署情况", "", "| party 签署方 | status 状态 | time 时间 |", "|---|---|---|", *rows])
+            rows.append(
+                f"| {PARTY_LABELS[party]} | {line.decision} by `{line.approver_id}` | {_when(line.signed_at)} |"
+            )
+    return "\n".join(
+        ["### Signatures 签署情况", "", "| party 签署方 | status 状态 | time 时间 |", "|---|---|---|", *rows]
+    )
 
 
 def _refusal(reason: str | None) -> str:
@@ -105,7 +109,8 @@ def _refusal(reason: str | None) -> str:
 def _instructions(context: FormContext) -> str:
     awaited = [party for party in Party if party not in {line.party for line in context.signed}]
     rosters = "; ".join(
-        f"{PARTY_LABELS[party]}: " + ", ".join(f"`{a.id}` ({a.name})" for a in getattr(context.spec.parties, party.value).approvers)
+        f"{PARTY_LABELS[party]}: "
+        + ", ".join(f"`{a.id}` ({a.name})" for a in getattr(context.spec.parties, party.value).approvers)
         for party in awaited
     )
     return "\n".join(

@@ -124,15 +124,24 @@ def verdicts(thresholds: Thresholds, overall: EndpointMetrics | None) -> tuple[T
     rps = overall.rps if overall else None
     return (
         ThresholdVerdict(
-            name="p95_ms", comparison="<=", limit=thresholds.p95_ms, measured=p95,
+            name="p95_ms",
+            comparison="<=",
+            limit=thresholds.p95_ms,
+            measured=p95,
             passed=p95 is not None and p95 <= thresholds.p95_ms,
         ),
         ThresholdVerdict(
-            name="failure_ratio", comparison="<=", limit=thresholds.failure_ratio, measured=ratio,
+            name="failure_ratio",
+            comparison="<=",
+            limit=thresholds.failure_ratio,
+            measured=ratio,
             passed=ratio is not None and ratio <= thresholds.failure_ratio,
         ),
         ThresholdVerdict(
-            name="min_rps", comparison=">=", limit=thresholds.min_rps, measured=rps,
+            name="min_rps",
+            comparison=">=",
+            limit=thresholds.min_rps,
+            measured=rps,
             passed=rps is not None and rps >= thresholds.min_rps,
         ),
-    )  # fmt: skip
+    )

@@ -101,9 +101,14 @@ def _progress(pid: int, elapsed_s: float, history_csv: Path) -> Progress:
         return Progress(pid=pid, elapsed_s=elapsed_s, users=0, rps=0.0, requests=0, failures=0, p95_ms=None)
     last = history[-1]
     return Progress(
-        pid=pid, elapsed_s=elapsed_s, users=last.users, rps=last.rps, requests=last.requests,
-        failures=last.failures, p95_ms=last.p95_ms,
-    )  # fmt: skip
+        pid=pid,
+        elapsed_s=elapsed_s,
+        users=last.users,
+        rps=last.rps,
+        requests=last.requests,
+        failures=last.failures,
+        p95_ms=last.p95_ms,
+    )
 
 
 def _profile_json(profile: StressProfile) -> str:
@@ -167,9 +172,14 @@ def run_stress_test(
 
     command = locust_command(_locustfile(profile), base_url, profile.users, profile.spawn_rate, run_time_s, prefix)
     outcome = run_locust(
-        command, env=child_environment({PROFILE_ENV: _profile_json(profile)}), cwd=workdir,
-        log_path=Path(f"{prefix}.log"), deadline_s=deadline, poll_s=POLL_S, on_poll=on_poll,
-    )  # fmt: skip
+        command,
+        env=child_environment({PROFILE_ENV: _profile_json(profile)}),
+        cwd=workdir,
+        log_path=Path(f"{prefix}.log"),
+        deadline_s=deadline,
+        poll_s=POLL_S,
+        on_poll=on_poll,
+    )
     return _result(profile, base_url, prefix, outcome, run_time_s, deadline)
 
 
@@ -189,13 +199,27 @@ def _result(
     )
     reason = run_problem or _threshold_problem(judged)
     return StressResult(
-        base_url=base_url, users=profile.users, spawn_rate=profile.spawn_rate, planned_duration_s=run_time_s,
-        elapsed_s=round(outcome.elapsed_s, 3), locust_version=version("locust"),
-        exit_code=None if outcome.overran else outcome.returncode, overall=overall, endpoints=endpoints,
-        thresholds=judged, errors=errors, history=history, completed=run_problem is None, passed=reason is None, reason=reason,
-        html_report=html_report, stats_csv=stats_csv, history_csv=Path(f"{prefix}_stats_history.csv"),
-        failures_csv=failures_csv, log_path=outcome.log_path,
-    )  # fmt: skip
+        base_url=base_url,
+        users=profile.users,
+        spawn_rate=profile.spawn_rate,
+        planned_duration_s=run_time_s,
+        elapsed_s=round(outcome.elapsed_s, 3),
+        locust_version=version("locust"),
+        exit_code=None if outcome.overran else outcome.returncode,
+        overall=overall,
+        endpoints=endpoints,
+        thresholds=judged,
+        errors=errors,
+        history=history,
+        completed=run_problem is None,
+        passed=reason is None,
+        reason=reason,
+        html_report=html_report,
+        stats_csv=stats_csv,
+        history_csv=Path(f"{prefix}_stats_history.csv"),
+        failures_csv=failures_csv,
+        log_path=outcome.log_path,
+    )
 
 
 # -------------------------------------------------------------------------- prefect task
@@ -219,20 +243,33 @@ def stress_test(profile: StressProfile, base_url: str, workdir: Path) -> StressR
     logger = _logger()
     logger.info(
         "stress test: %d users (spawn %g/s) for %s against %s; thresholds %s",
-        profile.users, profile.spawn_rate, profile.duration, base_url, profile.thresholds.model_dump(),
-    )  # fmt: skip
+        profile.users,
+        profile.spawn_rate,
+        profile.duration,
+        base_url,
+        profile.thresholds.model_dump(),
+    )
 
     def log_progress(p: Progress) -> None:
         logger.info(
             "stress test %.0fs: %d users, %.1f req/s, %d requests, %d failures, p95 %s",
-            p.elapsed_s, p.users, p.rps, p.requests, p.failures, _format_ms(p.p95_ms),
-        )  # fmt: skip
+            p.elapsed_s,
+            p.users,
+            p.rps,
+            p.requests,
+            p.failures,
+            _format_ms(p.p95_ms),
+        )
 
     result = run_stress_test(profile, base_url, workdir, on_progress=log_progress)
     log = logger.info if result.passed else logger.warning
     log(
         "stress test %s: %d requests, %.1f req/s, failure ratio %.4f, p95 %s%s",
-        "passed" if result.passed else "FAILED", result.requests, result.rps, result.failure_ratio,
-        _format_ms(result.p95_ms), f"; {result.reason}" if result.reason else "",
-    )  # fmt: skip
+        "passed" if result.passed else "FAILED",
+        result.requests,
+        result.rps,
+        result.failure_ratio,
+        _format_ms(result.p95_ms),
+        f"; {result.reason}" if result.reason else "",
+    )
     return result

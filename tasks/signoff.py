@@ -98,9 +98,15 @@ class SignatureRecord:
     def from_row(cls, row: Signature) -> SignatureRecord:
         """The record of a ledger signature row."""
         return cls(
-            row.id, row.approver_id, Party(row.party), Decision(row.decision), row.comment,
-            row.report_digest, row.spec_digest, row.signed_at,
-        )  # fmt: skip
+            row.id,
+            row.approver_id,
+            Party(row.party),
+            Decision(row.decision),
+            row.comment,
+            row.report_digest,
+            row.spec_digest,
+            row.signed_at,
+        )
 
 
 @dataclass(frozen=True)
@@ -211,8 +217,6 @@ def _check_parties(approver_id: str, party: Party, others: Sequence[SignatureRec
             )
 
 
-
-
 # -------------------------------------------------------------------------- the sign-off loop
 @dataclass(frozen=True)
 class _Round:
@@ -261,7 +265,9 @@ def collect_signoff(
     SignOffRejected when a party rejects, SignOffExpired when ``deadline`` passes first.
     ``now`` is a clock (default: the ledger's).
     """
-    current = _start_round(spec, ledger, report_digest, report_link, deadline, ReportKind(kind), now, settings, verdicts)
+    current = _start_round(
+        spec, ledger, report_digest, report_link, deadline, ReportKind(kind), now, settings, verdicts
+    )
     _void_stale(current)
     while True:
         signed = _signed(current)
@@ -294,17 +300,25 @@ def _start_round(
         )
     report = store.require_report(ledger, spec.system.id, kind, report_digest)
     return _Round(
-        spec, ledger, kind, report_digest, spec.digest(), report.run_id, str(context.flow_run.id),
-        report_link, deadline, dict(verdicts or {}), now or ledger.now, settings,
-    )  # fmt: skip
+        spec,
+        ledger,
+        kind,
+        report_digest,
+        spec.digest(),
+        report.run_id,
+        str(context.flow_run.id),
+        report_link,
+        deadline,
+        dict(verdicts or {}),
+        now or ledger.now,
+        settings,
+    )
 
 
 def _void_stale(current: _Round) -> None:
     rows = store.valid_signatures(current.ledger, current.system_id, current.run_id)
     stale = [
-        row
-        for row in rows
-        if row.report_digest != current.report_digest or row.spec_digest != current.spec_digest
+        row for row in rows if row.report_digest != current.report_digest or row.spec_digest != current.spec_digest
     ]
     if stale:
         reason = "the report or the spec changed after it was signed; both parties sign the current one"
@@ -358,13 +372,17 @@ def _ask(current: _Round, n: int, log: store.AttemptLog, signed: list[SignatureR
         woken = log.requested[n].wakeup
     else:
         woken = deadline_wakeup.schedule_wakeup(
-            flow_run_id=current.flow_run_id, system_id=current.system_id, kind=current.kind.value,
+            flow_run_id=current.flow_run_id,
+            system_id=current.system_id,
+            kind=current.kind.value,
             deadline=current.deadline,
-        )  # fmt: skip
+        )
         detail = {
-            **current.context(n), "report_digest": current.report_digest, "spec_digest": current.spec_digest,
+            **current.context(n),
+            "report_digest": current.report_digest,
+            "spec_digest": current.spec_digest,
             "wakeup": woken,
-        }  # fmt: skip
+        }
         store.record(current.ledger, current.system_id, store.REQUESTED, detail)
         _tell_where_to_sign(current, n, signed)
     form = SignOffInput.with_initial_data(description=_description(current, n, log, signed))
@@ -384,10 +402,18 @@ def _description(current: _Round, n: int, log: store.AttemptLog, signed: list[Si
     lines = [SignedLine(s.party, s.approver_id, s.decision.value, s.signed_at) for s in signed]
     return signoff_description(
         FormContext(
-            current.spec, current.kind, current.report_digest, current.spec_digest, current.report_link,
-            current.deadline, n, lines, current.verdicts, log.last_refusal(),
+            current.spec,
+            current.kind,
+            current.report_digest,
+            current.spec_digest,
+            current.report_link,
+            current.deadline,
+            n,
+            lines,
+            current.verdicts,
+            log.last_refusal(),
         )
-    )  # fmt: skip
+    )
 
 
 def _tell_where_to_sign(current: _Round, n: int, signed: list[SignatureRecord]) -> None:
@@ -399,8 +425,13 @@ def _tell_where_to_sign(current: _Round, n: int, signed: list[SignatureRecord]) 
     get_run_logger().info(
         "waiting for the %s to sign the %s report of %s (form %s): open %s, menu ⋮ → Resume; "
         "or run `cutover sign %s --as <approver id>`",
-        awaited, current.kind.value, current.system_id, current.key(n), where, current.system_id,
-    )  # fmt: skip
+        awaited,
+        current.kind.value,
+        current.system_id,
+        current.key(n),
+        where,
+        current.system_id,
+    )
 
 
 def _answer(

@@ -32,14 +32,18 @@ def signed_context(ledger: Ledger, spec: Spec, spec_path: Path, home: Path) -> R
     for state in SIGNED_PATH:
         lifecycle.transition(ledger, spec.system.id, state, actor="test", reason="test set-up")
     run = claim_run(ledger, spec, RunKind.CUTOVER, flow_run_id=None, resume=False, actor="test")
-    return RunContext(spec=spec, spec_path=spec_path, ledger=ledger, run=run, actor="test", settings=Settings(home=home))
+    return RunContext(
+        spec=spec, spec_path=spec_path, ledger=ledger, run=run, actor="test", settings=Settings(home=home)
+    )
 
 
 def resumed_context(ledger: Ledger, spec: Spec, spec_path: Path, home: Path, run_id: str) -> RunContext:
     """The context of an existing run (as a flow started with resume=True would have it)."""
     run = ledger.get_run(run_id)
     assert run is not None
-    return RunContext(spec=spec, spec_path=spec_path, ledger=ledger, run=run, actor="test", settings=Settings(home=home))
+    return RunContext(
+        spec=spec, spec_path=spec_path, ledger=ledger, run=run, actor="test", settings=Settings(home=home)
+    )
 
 
 def in_flow(fn: Callable[[], T]) -> T:

@@ -37,13 +37,20 @@ def base_spec(system_id: str | None = None) -> dict[str, Any]:
         "secrets": {},
         "test_platform": {
             "base_url": "http://127.0.0.12:8000",
-            "stress": {"users": 2, "spawn_rate": 2, "duration": "2s", "thresholds": {"p95_ms": 1000, "failure_ratio": 0.01, "min_rps": 1}},
+            "stress": {
+                "users": 2,
+                "spawn_rate": 2,
+                "duration": "2s",
+                "thresholds": {"p95_ms": 1000, "failure_ratio": 0.01, "min_rps": 1},
+            },
         },
         "cutover": {
             "steps": [{"kind": "http_check", "id": "noop", "name": "noop", "url": "http://127.0.0.1:9/"}],
             "health": [{"kind": "http_check", "id": "health", "name": "health", "url": "http://127.0.0.1:9/"}],
         },
-        "rollback": {"steps": [{"kind": "http_check", "id": "noop-back", "name": "noop", "url": "http://127.0.0.1:9/"}]},
+        "rollback": {
+            "steps": [{"kind": "http_check", "id": "noop-back", "name": "noop", "url": "http://127.0.0.1:9/"}]
+        },
     }
 
 
@@ -60,5 +67,8 @@ def write_spec(spec: Spec, directory: Path) -> Path:
     """Write ``spec`` as YAML into ``directory`` (for flows that read the specs directory)."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{spec.system.id}.yaml"
-    path.write_text(yaml.safe_dump(spec.model_dump(mode="json", by_alias=True, exclude_none=True), allow_unicode=True), encoding="utf-8")
+    path.write_text(
+        yaml.safe_dump(spec.model_dump(mode="json", by_alias=True, exclude_none=True), allow_unicode=True),
+        encoding="utf-8",
+    )
     return path

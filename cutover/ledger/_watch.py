@@ -129,9 +129,7 @@ class WatchRepository(LedgerCore):
             order = (HealthObservation.bucket_start, HealthObservation.check_name)
             return list(s.scalars(statement.order_by(*order)))
 
-    def _fold_probe(
-        self, s: Session, probe: HealthProbe, latest_rows: dict[tuple[str, str], HealthObservation]
-    ) -> int:
+    def _fold_probe(self, s: Session, probe: HealthProbe, latest_rows: dict[tuple[str, str], HealthObservation]) -> int:
         at = probe.at or self.now()
         key = (probe.system_id, probe.check_name)
         latest = latest_rows.get(key)
@@ -148,9 +146,7 @@ class WatchRepository(LedgerCore):
         latest.consecutive_failures = 0 if probe.passed else latest.consecutive_failures + 1
         return latest.consecutive_failures
 
-    def _latest_observations(
-        self, s: Session, keys: set[tuple[str, str]]
-    ) -> dict[tuple[str, str], HealthObservation]:
+    def _latest_observations(self, s: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str], HealthObservation]:
         """The newest row of each (system, check) in ``keys`` (read in chunks)."""
         found: dict[tuple[str, str], HealthObservation] = {}
         ordered = sorted(keys)

@@ -133,8 +133,11 @@ def test_a_malformed_key_or_id_is_refused(ledger: Ledger, tmp_path: Path) -> Non
 @pytest.fixture
 def cli_env(db_url: str, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     assert settings.totp_key is not None
-    env = {"CUTOVER_DATABASE_URL": db_url, "CUTOVER_TOTP_KEY": settings.totp_key.get_secret_value(),
-           "CUTOVER_HOME": str(settings.home)}  # fmt: skip
+    env = {
+        "CUTOVER_DATABASE_URL": db_url,
+        "CUTOVER_TOTP_KEY": settings.totp_key.get_secret_value(),
+        "CUTOVER_HOME": str(settings.home),
+    }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     get_settings.cache_clear()

@@ -42,14 +42,17 @@ def test_the_preload_covers_every_third_party_library_the_flows_import() -> None
     )
     loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=REPO_ROOT)
     third_party = {
-        name for name in loaded.stdout.split()
+        name
+        for name in loaded.stdout.split()
         if (top := name.split(".")[0]) not in OWN_PACKAGES and top not in sys.stdlib_module_names and top[0] != "_"
-    }  # fmt: skip
+    }
     assert third_party == set(), f"add these to cutover._zygote.PRELOAD: {sorted(third_party)}"
 
 
 def test_a_warm_process_told_nothing_exits_cleanly() -> None:
-    done = subprocess.run([sys.executable, "-m", "cutover._zygote"], input="", capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "cutover._zygote"], input="", capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -135,7 +138,7 @@ def warm_worker(prefect_server: PrefectServer, probe_module: Path, tmp_path: Pat
         **prefect_server.client_env(),
         "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(probe_module.parent)]),
         "PYTHONDONTWRITEBYTECODE": "1",
-    }  # fmt: skip
+    }
     process = start_cutover_worker(pool, env, tmp_path / "worker.log")
     try:
         wait_for_worker(pool, process, tmp_path / "worker.log")

@@ -43,8 +43,9 @@ class Recorder:
         return "recorded"
 
 
-def _sweeps(ledger: Ledger, spec: Spec, hooks: WatchHooks, state: WatchState, settings: Settings, n: int,
-            before: Any = None) -> list[SweepReport]:  # fmt: skip
+def _sweeps(
+    ledger: Ledger, spec: Spec, hooks: WatchHooks, state: WatchState, settings: Settings, n: int, before: Any = None
+) -> list[SweepReport]:
     reports = []
     for i in range(n):
         if before is not None:
@@ -89,14 +90,25 @@ def test_a_single_failed_check_between_successes_does_nothing(
         "url": f"{clean_estate.app_url('cloud')}/healthz",
     }
     spec = estate_spec(clean_estate, retention=FAST_WATCH)
-    spec = estate_spec(clean_estate, system_id=spec.system.id, retention=FAST_WATCH,
-                       cutover={**spec.model_dump(mode="json", exclude_none=True)["cutover"], "health": [cloud_health]})  # fmt: skip
+    spec = estate_spec(
+        clean_estate,
+        system_id=spec.system.id,
+        retention=FAST_WATCH,
+        cutover={**spec.model_dump(mode="json", exclude_none=True)["cutover"], "health": [cloud_health]},
+    )
     retained_on_paper(rb_ledger, spec)
     recorder = Recorder()
     pattern = [True, False, True, False, False, True, False, True]
 
-    reports = _sweeps(rb_ledger, spec, recorder.hooks(), WatchState(), settings, len(pattern),
-                      before=lambda i: _cloud_healthy(clean_estate, pattern[i]))  # fmt: skip
+    reports = _sweeps(
+        rb_ledger,
+        spec,
+        recorder.hooks(),
+        WatchState(),
+        settings,
+        len(pattern),
+        before=lambda i: _cloud_healthy(clean_estate, pattern[i]),
+    )
 
     assert [r.failed for r in reports] == [0 if ok else 1 for ok in pattern]
     assert recorder.rollbacks == [] and recorder.alerts == []

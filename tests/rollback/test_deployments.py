@@ -64,9 +64,14 @@ def _wait_final(flow_run_id: UUID, timeout_s: float = 60.0) -> FlowRun:
 
 @pytest.mark.slow
 def test_one_click_on_the_deployment_rolls_back_and_a_double_click_is_refused(
-    clean_estate: Estate, rb_ledger: Ledger, settings: Settings, worker: str, worker_env: dict[str, str],
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+    clean_estate: Estate,
+    rb_ledger: Ledger,
+    settings: Settings,
+    worker: str,
+    worker_env: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     for name, value in secret_env(clean_estate).items():
         monkeypatch.setenv(name, value)
     spec = estate_spec(clean_estate)

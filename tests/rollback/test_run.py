@@ -38,8 +38,10 @@ def test_rollback_restores_traffic_and_the_rows_written_on_the_cloud(
     assert rb_ledger.current_retention_window(retained.system_id) is None
     run = rb_ledger.get_run(outcome.run_id)
     assert run is not None and (run.kind, run.state, run.reverses_run_id) == (
-        RunKind.ROLLBACK, RunState.SUCCEEDED, retained.cutover_run_id,
-    )  # fmt: skip
+        RunKind.ROLLBACK,
+        RunState.SUCCEEDED,
+        retained.cutover_run_id,
+    )
     steps = [(s.step_id, s.status) for s in rb_ledger.list_steps(outcome.run_id)]
     assert [k for k, _ in steps] == [
         "reverse-sync",

@@ -157,11 +157,32 @@ def test_a_worker_killed_mid_cutover_resumes_from_the_ledger_without_repeating_a
     tag = unique_id("k")
     calls_log = estate_env.hosts["legacy"].root_dir / "data" / "calls.log"
     steps = [
-        {"kind": "ssh", "id": "one", "name": "one", "host": "legacy", "run": ["count-calls", f"{tag}-one"], "undo": ["true"]},
-        {"kind": "ssh", "id": "two", "name": "two", "host": "legacy", "run": ["sh", "-c", f"count-calls {tag}-two; sleep 20"],
-         "undo": ["true"], "check": ["grep", "-q", f"^{tag}-two", str(calls_log)]},
-        {"kind": "ssh", "id": "three", "name": "three", "host": "legacy", "run": ["count-calls", f"{tag}-three"], "undo": ["true"]},
-    ]  # fmt: skip
+        {
+            "kind": "ssh",
+            "id": "one",
+            "name": "one",
+            "host": "legacy",
+            "run": ["count-calls", f"{tag}-one"],
+            "undo": ["true"],
+        },
+        {
+            "kind": "ssh",
+            "id": "two",
+            "name": "two",
+            "host": "legacy",
+            "run": ["sh", "-c", f"count-calls {tag}-two; sleep 20"],
+            "undo": ["true"],
+            "check": ["grep", "-q", f"^{tag}-two", str(calls_log)],
+        },
+        {
+            "kind": "ssh",
+            "id": "three",
+            "name": "three",
+            "host": "legacy",
+            "run": ["count-calls", f"{tag}-three"],
+            "undo": ["true"],
+        },
+    ]
     data = demo_spec(estate_env, system_id=unique_id("hrss"))
     data["cutover"]["steps"] = steps
     spec = Spec.model_validate(data)
@@ -170,8 +191,10 @@ def test_a_worker_killed_mid_cutover_resumes_from_the_ledger_without_repeating_a
     lifecycle.transition(ledger, spec.system.id, LifecycleState.CUTTING_OVER, actor="test", reason="killed below")
     worker = subprocess.Popen(
         [sys.executable, "-m", "tests.cutover_harness", str(spec_path), rc.run.id, url, str(tmp_path / "home")],
-        cwd=REPO, env={**os.environ}, start_new_session=True,
-    )  # fmt: skip
+        cwd=REPO,
+        env={**os.environ},
+        start_new_session=True,
+    )
     try:
         _wait_for(lambda: f"{tag}-two" in calls_log.read_text(), 30)
     finally:
@@ -215,7 +238,11 @@ def pg_estate(make_pg_database: Any) -> Iterator[Any]:
 
 
 def test_the_happy_path_on_postgresql_copies_verifies_and_switches(
-    pg_estate: Any, ledger_file: tuple[Ledger, str], tmp_path: Path, prefect_server: Any, monkeypatch: pytest.MonkeyPatch
+    pg_estate: Any,
+    ledger_file: tuple[Ledger, str],
+    tmp_path: Path,
+    prefect_server: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     for key, value in secret_env(pg_estate).items():
         monkeypatch.setenv(key, value)

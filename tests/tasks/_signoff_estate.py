@@ -143,9 +143,14 @@ def make_estate(tmp_path: Path, url: str, totp_key: str) -> Estate:
     ledger = Ledger(url, digest="sm3")
     settings = Settings(home=tmp_path / "home", totp_key=SecretStr(totp_key))
     register_system(
-        ledger, system_id=system_id, name=spec.system.name, department=spec.system.department,
-        disposition="migrate", spec_digest=spec.digest(), actor="test",
-    )  # fmt: skip
+        ledger,
+        system_id=system_id,
+        name=spec.system.name,
+        department=spec.system.department,
+        disposition="migrate",
+        spec_digest=spec.digest(),
+        actor="test",
+    )
     run = ledger.create_run(system_id, RunKind.CUTOVER)
     ledger.create_report(run.id, system_id, ReportKind.TRIAL_RUN, f"# trial-run report of {system_id}\nall passed\n")
     enroll(ledger, department, "王丽", settings=settings)
@@ -158,7 +163,9 @@ def served_deployment(server: PrefectServer, totp_key: str, log_dir: Path) -> It
     """Serve ``flows/_signoff_demo.py`` as ``DEPLOYMENT``; yields its id; stops the runner after."""
     env = {**server.client_env(), "CUTOVER_TOTP_KEY": totp_key, "CUTOVER_HOME": str(log_dir / "home")}
     log_file = log_dir / "runner.log"
-    runner = serve_in_subprocess("flows/_signoff_demo.py:signoff_demo", DEPLOYMENT.split("/")[1], env, log_file=log_file)
+    runner = serve_in_subprocess(
+        "flows/_signoff_demo.py:signoff_demo", DEPLOYMENT.split("/")[1], env, log_file=log_file
+    )
     try:
         yield wait_for_deployment(server, DEPLOYMENT, runner=runner, log_file=log_file)
     finally:

@@ -36,9 +36,18 @@ SVG = "{http://www.w3.org/2000/svg}"
 
 def metrics(name: str, method: str = "GET", p95: float = 120, rps: float = 45.71) -> EndpointMetrics:
     return EndpointMetrics(
-        name=name, method=method, requests=1000, failures=2, median_ms=40, p50_ms=40, p95_ms=p95,
-        p99_ms=p95 + 30, avg_ms=45.5, max_ms=300, rps=rps,
-    )  # fmt: skip
+        name=name,
+        method=method,
+        requests=1000,
+        failures=2,
+        median_ms=40,
+        p50_ms=40,
+        p95_ms=p95,
+        p99_ms=p95 + 30,
+        avg_ms=45.5,
+        max_ms=300,
+        rps=rps,
+    )
 
 
 def stress_result(tmp: Path, *, p95: float = 120, rps: float = 45.71, history: bool = True) -> StressResult:
@@ -58,20 +67,33 @@ def stress_result(tmp: Path, *, p95: float = 120, rps: float = 45.71, history: b
         for s in range(10)
     )
     return StressResult(
-        base_url="http://127.0.0.12:8000", users=20, spawn_rate=10, planned_duration_s=10, elapsed_s=11.2,
-        locust_version="2.47.0", exit_code=0, overall=metrics("Aggregated", method="", p95=p95, rps=rps),
+        base_url="http://127.0.0.12:8000",
+        users=20,
+        spawn_rate=10,
+        planned_duration_s=10,
+        elapsed_s=11.2,
+        locust_version="2.47.0",
+        exit_code=0,
+        overall=metrics("Aggregated", method="", p95=p95, rps=rps),
         endpoints=(metrics("参保人查询 | insured", p95=p95), metrics("缴费登记", method="POST")),
         thresholds=(
             ThresholdVerdict(name="p95_ms", comparison="<=", limit=800, measured=p95, passed=p95 <= 800),
             ThresholdVerdict(name="failure_ratio", comparison="<=", limit=0.01, measured=0.002, passed=True),
             ThresholdVerdict(name="min_rps", comparison=">=", limit=40, measured=rps, passed=rps >= 40),
         ),
-        errors=(FailureRecord(method="GET", name="参保人查询 | insured", error="CatchResponseError('x')", occurrences=2),),
-        history=points if history else (), completed=True, passed=p95 <= 800 and rps >= 40,
-        reason=None if p95 <= 800 and rps >= 40 else "missed thresholds", html_report=html,
-        stats_csv=tmp / "stress_stats.csv", history_csv=tmp / "stress_stats_history.csv",
-        failures_csv=tmp / "stress_failures.csv", log_path=tmp / "stress.log",
-    )  # fmt: skip
+        errors=(
+            FailureRecord(method="GET", name="参保人查询 | insured", error="CatchResponseError('x')", occurrences=2),
+        ),
+        history=points if history else (),
+        completed=True,
+        passed=p95 <= 800 and rps >= 40,
+        reason=None if p95 <= 800 and rps >= 40 else "missed thresholds",
+        html_report=html,
+        stats_csv=tmp / "stress_stats.csv",
+        history_csv=tmp / "stress_stats_history.csv",
+        failures_csv=tmp / "stress_failures.csv",
+        log_path=tmp / "stress.log",
+    )
 
 
 def evidence(tmp: Path, *, issued_at: Any = None, **stress: Any) -> ReportEvidence:

@@ -57,8 +57,14 @@ def estate(tmp_path: Path, db_url: str, totp_key: str) -> Iterator[Estate]:
     built.ledger.dispose()
 
 
-def _check(estate: Estate, submitted: dict[str, str], *, others: list[SignatureRecord] | None = None,
-           spec: Spec | None = None, report_digest: str | None = None) -> SignatureRecord:  # fmt: skip
+def _check(
+    estate: Estate,
+    submitted: dict[str, str],
+    *,
+    others: list[SignatureRecord] | None = None,
+    spec: Spec | None = None,
+    report_digest: str | None = None,
+) -> SignatureRecord:
     current = estate.report_digest()
     return check_signature(
         spec or estate.spec,
@@ -115,9 +121,12 @@ def test_a_form_showing_an_older_report_is_refused(estate: Estate) -> None:
 
 def test_the_same_person_cannot_sign_for_both_parties(estate: Estate) -> None:
     both = estate.spec.parties.model_copy(
-        update={"cloud_provider": estate.spec.parties.cloud_provider.model_copy(
-            update={"approvers": [Approver(id=estate.department, name="王丽")]})}
-    )  # fmt: skip
+        update={
+            "cloud_provider": estate.spec.parties.cloud_provider.model_copy(
+                update={"approvers": [Approver(id=estate.department, name="王丽")]}
+            )
+        }
+    )
     spec = estate.spec.model_copy(update={"parties": both})  # the spec rules refuse this; the check must too
     first = _check(estate, estate.signature_input(estate.department), spec=spec)
     with pytest.raises(SignatureInvalid, match="two different people"):
@@ -134,16 +143,27 @@ def test_one_signature_per_party(estate: Estate) -> None:
 def test_the_description_shows_digest_link_verdicts_and_who_signed(estate: Estate) -> None:
     text = signoff_description(
         FormContext(
-            estate.spec, estate.ledger.latest_report(estate.system_id, "trial_run").kind,  # type: ignore[union-attr, arg-type]
-            estate.report_digest(), estate.spec.digest(), "http://127.0.0.1/r/1",
-            datetime(2026, 12, 1, tzinfo=UTC), 2,
+            estate.spec,
+            estate.ledger.latest_report(estate.system_id, "trial_run").kind,  # type: ignore[union-attr, arg-type]
+            estate.report_digest(),
+            estate.spec.digest(),
+            "http://127.0.0.1/r/1",
+            datetime(2026, 12, 1, tzinfo=UTC),
+            2,
             [SignedLine(Party.DEPARTMENT, estate.department, "approve", datetime(2026, 11, 26, 10, tzinfo=UTC))],
-            {"stress test 压力测试": "passed 通过"}, "code for x is not valid",
+            {"stress test 压力测试": "passed 通过"},
+            "code for x is not valid",
         )
-    )  # fmt: skip
-    for expected in (estate.report_digest(), "](http://127.0.0.1/r/1)", "| stress test 压力测试 | passed 通过 |",
-                     f"approve by `{estate.department}`", "*awaited 待签*", "code for x is not valid",
-                     f"cutover sign {estate.system_id} --as"):  # fmt: skip
+    )
+    for expected in (
+        estate.report_digest(),
+        "](http://127.0.0.1/r/1)",
+        "| stress test 压力测试 | passed 通过 |",
+        f"approve by `{estate.department}`",
+        "*awaited 待签*",
+        "code for x is not valid",
+        f"cutover sign {estate.system_id} --as",
+    ):
         assert expected in text
 
 
@@ -352,8 +372,13 @@ def test_empty_or_forged_input_never_proceeds(served: tuple[str, Estate], prefec
 
 def test_collect_signoff_outside_a_flow_run_says_where_to_call_it(estate: Estate) -> None:
     with pytest.raises(SignOffError, match="outside a flow run"):
-        collect_signoff(estate.spec, estate.ledger, report_digest=estate.report_digest(), report_link="",
-                        deadline=datetime.now(UTC) + timedelta(hours=1))  # fmt: skip
+        collect_signoff(
+            estate.spec,
+            estate.ledger,
+            report_digest=estate.report_digest(),
+            report_link="",
+            deadline=datetime.now(UTC) + timedelta(hours=1),
+        )
 
 
 def test_an_approver_signs_from_the_terminal_with_cutover_sign(
@@ -375,12 +400,16 @@ def test_an_approver_signs_from_the_terminal_with_cutover_sign(
     cli._register_cli_modules()
     code = estate.phone.code(estate.department)
     result = CliRunner().invoke(
-        cli.app, ["sign", estate.system_id, "--as", estate.department, "--wait", "40"], input=f"approve\n终端签认\n{code}\n"
+        cli.app,
+        ["sign", estate.system_id, "--as", estate.department, "--wait", "40"],
+        input=f"approve\n终端签认\n{code}\n",
     )
     get_settings.cache_clear()
     import traceback
 
-    assert result.exit_code == 0, "".join(traceback.format_exception(*result.exc_info)) if result.exc_info else result.output
+    assert result.exit_code == 0, (
+        "".join(traceback.format_exception(*result.exc_info)) if result.exc_info else result.output
+    )
     assert estate.report_digest() in result.output
     rows = estate.ledger.signatures_for(estate.system_id)
     assert [(r.approver_id, r.comment) for r in rows] == [(estate.department, "终端签认")]

@@ -43,9 +43,7 @@ def module_totp_key() -> str:
 
 
 @pytest.fixture
-def pooled_deployment(
-    prefect_server: PrefectServer, module_totp_key: str, tmp_path: Path
-) -> Iterator[UUID]:
+def pooled_deployment(prefect_server: PrefectServer, module_totp_key: str, tmp_path: Path) -> Iterator[UUID]:
     """The signoff-demo flow deployed on a pool of its own, with a cutover worker polling it."""
     pool = f"deadline-test-{uuid.uuid4().hex[:6]}"
     ensure_work_pool(pool)

@@ -44,17 +44,38 @@ def pool() -> Iterator[ConnectionPool]:
     connections.close_all()
 
 
-def context(spec: Spec, ledger: Ledger, pool: ConnectionPool, tmp_path: Path, log: list[str] | None = None) -> StepContext:
+def context(
+    spec: Spec, ledger: Ledger, pool: ConnectionPool, tmp_path: Path, log: list[str] | None = None
+) -> StepContext:
     from cutover import lifecycle
 
-    lifecycle.register_system(ledger, system_id=spec.system.id, name="t", department="d", disposition="migrate", actor="test")
+    lifecycle.register_system(
+        ledger, system_id=spec.system.id, name="t", department="d", disposition="migrate", actor="test"
+    )
     run: CutoverRun = ledger.create_run(spec.system.id, RunKind.CUTOVER)
     settings = Settings(home=tmp_path / "home", known_hosts_file=tmp_path / "known_hosts")
-    return StepContext(spec=spec, ledger=ledger, run_id=run.id, pool=pool, settings=settings, log=(log.append if log is not None else None))
+    return StepContext(
+        spec=spec,
+        ledger=ledger,
+        run_id=run.id,
+        pool=pool,
+        settings=settings,
+        log=(log.append if log is not None else None),
+    )
 
 
 def step(host: str, *argv: Any, **fields: Any) -> SshStep:
-    return SshStep.model_validate({"kind": "ssh", "id": fields.pop("id", "s1"), "name": "step", "host": host, "run": list(argv), "changes_state": False, **fields})
+    return SshStep.model_validate(
+        {
+            "kind": "ssh",
+            "id": fields.pop("id", "s1"),
+            "name": "step",
+            "host": host,
+            "run": list(argv),
+            "changes_state": False,
+            **fields,
+        }
+    )
 
 
 def calls(estate: Any, host: str) -> list[str]:
@@ -67,14 +88,18 @@ def with_host(estate: Any, name: str, **changes: Any) -> Spec:
     return spec_for(estate, hosts=hosts, secrets={"tok": {"source": "env", "name": "CUTOVER_TEST_TOKEN"}})
 
 
-def test_arguments_with_shell_metacharacters_arrive_literally(estate: Any, sqlite_ledger: Ledger, pool: ConnectionPool, tmp_path: Path) -> None:
-    nasty = ["; rm -rf /tmp/x", "$(id)", "`id`", "it's \"quoted\"", "two words", "*", "汉字 ünïcode", "", "-n"]
+def test_arguments_with_shell_metacharacters_arrive_literally(
+    estate: Any, sqlite_ledger: Ledger, pool: ConnectionPool, tmp_path: Path
+) -> None:
+    nasty = ["; rm -rf /tmp/x", "$(id)", "`id`", 'it\'s "quoted"', "two words", "*", "汉字 ünïcode", "", "-n"]
     ctx = context(spec_for(estate), sqlite_ledger, pool, tmp_path)
     result = run_ssh_step(ctx, step("legacy", estate.hosts["legacy"].program("echo-argv"), *nasty), "legacy")
     assert json.loads(result.tail[-1]) == nasty
 
 
-def test_each_run_is_recorded_before_and_after_under_its_idempotency_key(estate: Any, sqlite_ledger: Ledger, pool: ConnectionPool, tmp_path: Path) -> None:
+def test_each_run_is_recorded_before_and_after_under_its_idempotency_key(
+    estate: Any, sqlite_ledger: Ledger, pool: ConnectionPool, tmp_path: Path
+) -> None:
     ctx = context(spec_for(estate), sqlite_ledger, pool, tmp_path)
     marker = f"rec-{uuid.uuid4().hex[:8]}"
     the_step = step("legacy", estate.hosts["legacy"].program("count-calls"), marker, id="count")
@@ -87,12 +112,16 @@ def test_each_run_is_recorded_before_and_after_under_its_idempotency_key(estate:
     assert sum(marker in line for line in calls(estate, "legacy")) == 1
 
 
-def test_an_unknown_host_key_is_refused_before_any_command(estate: Any, sqlite_ledger: Ledger, pool: ConnectionPool, tmp_path: Path) -> None:
+def test_an_unknown_host_key_is_refused_before_any_command(
+    estate: Any, sqlite_ledger: Ledger, pool: ConnectionPool, tmp_path: Path
+) -> None:
     stranger = "SHA256:" + "A" * 43
     spec = with_host(estate, "legacy", host_key=stranger)
     ctx = context(spec, sqlite_ledger, pool, tmp_path)
     marker = f"key-{uuid.uuid4().hex[:8]}"
-    with pytest.raises(HostKeyRefused, match=r"host legacy .* does not match the pinned key SHA256:A+\. Nothing was run"):
+    with pytest.raises(
+        HostKeyRefused, match=r"host legacy .* does not match the pinned key SHA256:A+\. Nothing was run"
+    ):
         run_ssh_step(ctx, step("legacy", estate.hosts["legacy"].program("count-calls"), marker), "legacy")
     assert not any(marker in line for line in calls(estate, "legacy"))
     refusals = [e for e in audit.events(sqlite_ledger) if e.action == "ssh.host_key_refused"]
@@ -100,7 +129,9 @@ def test_an_unknown_host_key_is_refused_before_any_command(estate: Any, sqlite_l
     assert sqlite_ledger.get_step(ctx.run_id, "s1").status is StepStatus.FAILED  # type: ignore[union-attr]
 
 
-def test_a_changed_host_key_is_refused_before_any_command(estate: Any, sqlite_ledger: Ledger, pool: ConnectionPool, tmp_path: Path) -> None:
+def test_a_changed_host_key_is_refused_before_any_command(
+    estate: Any, sqlite_ledger: Ledger, pool: ConnectionPool, tmp_path: Path
+) -> None:
     other = estate.hosts["cloud"].host_public_key  # a real key, but another host's
     spec = with_host(estate, "legacy", host_key=other)
     ctx = context(spec, sqlite_ledger, pool, tmp_path)
@@ -110,21 +141,27 @@ def test_a_changed_host_key_is_refused_before_any_command(estate: Any, sqlite_le
     assert not any(marker in line for line in calls(estate, "legacy"))
 
 
-def test_a_host_missing_from_the_known_hosts_file_is_refused(estate: Any, sqlite_ledger: Ledger, pool: ConnectionPool, tmp_path: Path) -> None:
+def test_a_host_missing_from_the_known_hosts_file_is_refused(
+    estate: Any, sqlite_ledger: Ledger, pool: ConnectionPool, tmp_path: Path
+) -> None:
     (tmp_path / "known_hosts").write_text("")
     ctx = context(with_host(estate, "legacy", host_key="known_hosts"), sqlite_ledger, pool, tmp_path)
     with pytest.raises(HostKeyRefused, match="is not in the known_hosts file"):
         run_ssh_step(ctx, step("legacy", "true"), "legacy")
 
 
-def test_the_known_hosts_file_is_honoured_when_the_spec_says_so(estate: Any, sqlite_ledger: Ledger, pool: ConnectionPool, tmp_path: Path) -> None:
+def test_the_known_hosts_file_is_honoured_when_the_spec_says_so(
+    estate: Any, sqlite_ledger: Ledger, pool: ConnectionPool, tmp_path: Path
+) -> None:
     host = estate.hosts["legacy"]
     (tmp_path / "known_hosts").write_text(f"[{host.address}]:{host.port} {host.host_public_key}\n")
     ctx = context(with_host(estate, "legacy", host_key="known_hosts"), sqlite_ledger, pool, tmp_path)
     assert run_ssh_step(ctx, step("legacy", "true"), "legacy").exit_status == 0
 
 
-def test_a_wrong_client_key_fails_authentication(estate: Any, sqlite_ledger: Ledger, pool: ConnectionPool, tmp_path: Path) -> None:
+def test_a_wrong_client_key_fails_authentication(
+    estate: Any, sqlite_ledger: Ledger, pool: ConnectionPool, tmp_path: Path
+) -> None:
     key_file = tmp_path / "wrong_key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key_file)], check=True)
     ctx = context(with_host(estate, "legacy", key_file=str(key_file)), sqlite_ledger, pool, tmp_path)
@@ -132,15 +169,21 @@ def test_a_wrong_client_key_fails_authentication(estate: Any, sqlite_ledger: Led
         run_ssh_step(ctx, step("legacy", "true"), "legacy")
 
 
-def test_a_host_that_is_not_listening_fails_within_the_connect_timeout(estate: Any, sqlite_ledger: Ledger, pool: ConnectionPool, tmp_path: Path) -> None:
+def test_a_host_that_is_not_listening_fails_within_the_connect_timeout(
+    estate: Any, sqlite_ledger: Ledger, pool: ConnectionPool, tmp_path: Path
+) -> None:
     ctx = context(with_host(estate, "legacy", address="127.0.0.99", port=2299), sqlite_ledger, pool, tmp_path)
     started = time.monotonic()
-    with pytest.raises(HostUnreachable, match=r"host legacy \(cutover-ops@127\.0\.0\.99:2299\) did not accept a connection"):
+    with pytest.raises(
+        HostUnreachable, match=r"host legacy \(cutover-ops@127\.0\.0\.99:2299\) did not accept a connection"
+    ):
         run_ssh_step(ctx, step("legacy", "true"), "legacy")
     assert time.monotonic() - started < pool.timeouts.connect + 1
 
 
-def test_a_command_past_its_deadline_is_killed_on_the_host(estate: Any, sqlite_ledger: Ledger, pool: ConnectionPool, tmp_path: Path) -> None:
+def test_a_command_past_its_deadline_is_killed_on_the_host(
+    estate: Any, sqlite_ledger: Ledger, pool: ConnectionPool, tmp_path: Path
+) -> None:
     ctx = context(spec_for(estate), sqlite_ledger, pool, tmp_path)
     nap = f"{40 + uuid.uuid4().int % 1000 / 1000:.3f}"
     with pytest.raises(CommandTimedOut, match=r"step s1 on host legacy passed its 1 s deadline and was killed"):
@@ -155,15 +198,21 @@ def _running(pattern: str) -> bool:
     return subprocess.run(["pgrep", "-f", pattern], capture_output=True).returncode == 0
 
 
-def test_a_non_zero_exit_names_the_host_the_step_and_the_status(estate: Any, sqlite_ledger: Ledger, pool: ConnectionPool, tmp_path: Path) -> None:
+def test_a_non_zero_exit_names_the_host_the_step_and_the_status(
+    estate: Any, sqlite_ledger: Ledger, pool: ConnectionPool, tmp_path: Path
+) -> None:
     ctx = context(spec_for(estate), sqlite_ledger, pool, tmp_path)
-    with pytest.raises(CommandFailed, match=r"step s1 on host legacy exited 3: sh -c 'echo boom >&2; exit 3'.*last output: boom"):
+    with pytest.raises(
+        CommandFailed, match=r"step s1 on host legacy exited 3: sh -c 'echo boom >&2; exit 3'.*last output: boom"
+    ):
         run_ssh_step(ctx, step("legacy", "sh", "-c", "echo boom >&2; exit 3"), "legacy")
     record = sqlite_ledger.get_step(ctx.run_id, "s1")
     assert record is not None and record.status is StepStatus.FAILED and record.exit_status == 3
 
 
-def test_one_connection_per_host_is_reused(estate: Any, sqlite_ledger: Ledger, pool: ConnectionPool, tmp_path: Path) -> None:
+def test_one_connection_per_host_is_reused(
+    estate: Any, sqlite_ledger: Ledger, pool: ConnectionPool, tmp_path: Path
+) -> None:
     ctx = context(spec_for(estate), sqlite_ledger, pool, tmp_path)
     run_ssh_step(ctx, step("legacy", "true", id="a"), "legacy")
     first = pool._connections["legacy"]
@@ -181,8 +230,22 @@ def test_a_twenty_host_fan_out_with_three_failures_keeps_every_outcome(
     broken = nodes[2].name
     spec = spec_for(estate, hosts=hosts)
     ctx = context(spec, sqlite_ledger, pool, tmp_path)
-    argv = ["sh", "-c", f'test "$(hostname -I 2>/dev/null; echo $SSH_CONNECTION)" != "" && ! echo "$SSH_CONNECTION" | grep -q " {nodes[2].address} "']
-    fan = SshStep.model_validate({"kind": "ssh", "id": "fan", "name": "fan", "hosts": [n.name for n in nodes], "run": argv, "changes_state": False, "concurrency": 10})
+    argv = [
+        "sh",
+        "-c",
+        f'test "$(hostname -I 2>/dev/null; echo $SSH_CONNECTION)" != "" && ! echo "$SSH_CONNECTION" | grep -q " {nodes[2].address} "',
+    ]
+    fan = SshStep.model_validate(
+        {
+            "kind": "ssh",
+            "id": "fan",
+            "name": "fan",
+            "hosts": [n.name for n in nodes],
+            "run": argv,
+            "changes_state": False,
+            "concurrency": 10,
+        }
+    )
     result = fan_out(ctx, fan)
     assert len(result.results) == 17 and set(result.errors) == {nodes[0].name, nodes[1].name, broken}
     assert isinstance(result.errors[nodes[0].name], HostKeyRefused)
@@ -201,7 +264,9 @@ def test_a_secret_never_appears_in_logs_ledger_or_errors(
     with pytest.raises(CommandFailed) as failed:
         run_ssh_step(ctx, step("legacy", "sh", "-c", 'echo "$1"; exit 4', "x", {"secret": "tok"}, id="bad"), "legacy")
     recorded = [json.dumps({"tail": s.output_tail, "detail": s.detail}) for s in sqlite_ledger.list_steps(ctx.run_id)]
-    everything = "\n".join([*lines, *ok.tail, str(failed.value), *recorded, *(json.dumps(e.detail) for e in audit.events(sqlite_ledger))])
+    everything = "\n".join(
+        [*lines, *ok.tail, str(failed.value), *recorded, *(json.dumps(e.detail) for e in audit.events(sqlite_ledger))]
+    )
     assert "***" in everything and "{secret:tok}" in everything
     assert SECRET_VALUE not in everything
 
