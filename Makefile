@@ -28,6 +28,7 @@ system:
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 typecheck: venv
 	$(VENV)/bin/mypy
@@ -39,6 +40,7 @@ test: lint typecheck pytest
 
 schema: venv
 	$(VENV)/bin/cutover schema --write
+	$(VENV)/bin/cutover deployments --write
 
 demo: venv system
 	@$(VENV)/bin/cutover validate cutover_specs/

@@ -31,7 +31,7 @@ from cutover.spec import Spec
 from demo.estate import Estate
 from demo.specs import secret_env
 from flows._watch_sweep import WatchHooks, WatchState, sweep_once
-from rollback._run import RollbackOutcome, run_rollback
+from rollback import RollbackOutcome, run_rollback
 from tests.fixtures.estate import make_estate_root, start_test_estate
 from tests.rollback._retained import cut_over_for_real, estate_spec, whoami
 

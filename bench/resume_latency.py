@@ -33,9 +33,11 @@ from prefect.types.entrypoint import EntrypointType
 
 from cutover.ledger import Ledger
 from flows._signoff_demo import signoff_demo
-from rollback.deployments import DEFAULT_POOL, ensure_work_pool
+from flows.deployments import DEFAULT_POOL, ensure_work_pool
+from tests._polling import wait_until
 from tests.fixtures.prefect_server import kill_group, running_prefect_server, start_cutover_worker, using_server
-from tests.tasks._signoff_estate import Estate, make_estate, new_totp_key, start_run, wait_for_form
+from tests.fixtures.totp import new_totp_key
+from tests.tasks._signoff_estate import Estate, make_estate, start_run, wait_for_form
 
 
 def deploy() -> UUID:
@@ -45,26 +47,31 @@ def deploy() -> UUID:
     return deployment.apply(work_pool_name=DEFAULT_POOL)
 
 
-def running_again(flow_run_id: UUID, since_s: float) -> float:
+def running_again(flow_run_id: UUID, since_s: float, timeout_s: float = 60.0) -> float:
     """Seconds from ``since_s`` until the run has left Paused and runs (or ended)."""
     with get_client(sync_client=True) as client:
-        while True:
-            state = client.read_flow_run(flow_run_id).state
-            if state is not None and (state.type == StateType.RUNNING or state.is_final()):
-                return time.perf_counter() - since_s
-            time.sleep(0.05)
+        wait_until(
+            lambda: client.read_flow_run(flow_run_id).state,
+            ready=lambda state: state.type == StateType.RUNNING or state.is_final(),
+            what=f"run {flow_run_id} to run again",
+            timeout_s=timeout_s,
+            interval_s=0.05,
+        )
+        return time.perf_counter() - since_s
 
 
 def completed(flow_run_id: UUID, since_s: float, timeout_s: float = 60.0) -> float:
     with get_client(sync_client=True) as client:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            state = client.read_flow_run(flow_run_id).state
-            if state is not None and state.is_final():
-                assert state.type == StateType.COMPLETED, f"{state.name}: {state.message}"
-                return time.perf_counter() - since_s
-            time.sleep(0.05)
-    raise SystemExit(f"run {flow_run_id} did not finish in {timeout_s:.0f} s")
+        state = wait_until(
+            lambda: client.read_flow_run(flow_run_id).state,
+            ready=lambda state: state.is_final(),
+            what=f"run {flow_run_id} to finish",
+            timeout_s=timeout_s,
+            interval_s=0.05,
+        )
+        elapsed = time.perf_counter() - since_s
+    assert state.type == StateType.COMPLETED, f"{state.name}: {state.message}"
+    return elapsed
 
 
 def one_round(deployment_id: UUID, estate: Estate, gap_s: float) -> tuple[float, float]:

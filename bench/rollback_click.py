@@ -26,7 +26,8 @@ from prefect import get_client
 from cutover.ledger import Ledger
 from cutover.settings import Settings
 from demo.specs import secret_env
-from rollback.deployments import DEFAULT_POOL, ensure_rollback_deployment
+from flows.deployments import DEFAULT_POOL, ensure_rollback_deployment
+from tests._polling import wait_until
 from tests.fixtures.estate import make_estate_root, start_test_estate
 from tests.fixtures.prefect_server import kill_group, running_prefect_server, start_cutover_worker, using_server
 from tests.rollback._retained import cut_over_for_real, estate_spec, whoami
@@ -37,11 +38,13 @@ def click(deployment_id: object, estate: object) -> float:
     with get_client(sync_client=True) as client:
         started = time.perf_counter()
         run = client.create_flow_run_from_deployment(deployment_id)  # type: ignore[arg-type]
-        while True:
-            state = client.read_flow_run(run.id).state
-            if state is not None and state.is_final():
-                break
-            time.sleep(0.1)
+        state = wait_until(
+            lambda: client.read_flow_run(run.id).state,
+            ready=lambda state: state.is_final(),
+            what=f"rollback run {run.id} to finish",
+            timeout_s=300,
+            interval_s=0.1,
+        )
     assert state.is_completed(), f"{state.name}: {state.message}"
     assert whoami(estate) == "legacy"  # type: ignore[arg-type]
     return time.perf_counter() - started

@@ -10,6 +10,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from cutover.retention import MIN_RETENTION_MONTHS
+
 Loc = tuple[str | int, ...]
 Problem = tuple[Loc, str]
 
@@ -17,7 +19,6 @@ _DSN_WITH_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@", re.
 _SECRET_KEY_NAMES = re.compile(r"^(password|passwd|pwd|token|api[_-]?key|secret[_-]?key|private[_-]?key)$", re.I)
 _PASSWORD_FLAG = re.compile(r"^--?(password|passwd|pwd|token)(=.+)?$", re.IGNORECASE)
 _HOST_KEY = re.compile(r"^(SHA256:[A-Za-z0-9+/]{43}|(ssh|ecdsa)-[a-z0-9-]+ [A-Za-z0-9+/=]+( .*)?|known_hosts)$")
-_MIN_RETENTION_MONTHS = 3
 
 
 def check_rules(data: Any) -> list[Problem]:
@@ -83,10 +84,10 @@ def _disposition(data: dict[str, Any]) -> Iterator[Problem]:
 
 def _retention(data: dict[str, Any]) -> Iterator[Problem]:
     months = _get(data, "retention", "months")
-    if isinstance(months, int) and not isinstance(months, bool) and months < _MIN_RETENTION_MONTHS:
+    if isinstance(months, int) and not isinstance(months, bool) and months < MIN_RETENTION_MONTHS:
         yield (
             ("retention", "months"),
-            f"is {months}; the notice requires at least {_MIN_RETENTION_MONTHS} (原系统至少保留3个月以上)",
+            f"is {months}; the notice requires at least {MIN_RETENTION_MONTHS} (原系统至少保留3个月以上)",
         )
 
 

@@ -33,8 +33,7 @@ from sqlalchemy.orm import Session
 
 from cutover.digest import Algorithm, digest_json
 from cutover.errors import AuditChainBroken, LedgerError, PurgeRefused
-from cutover.ledger import AuditChainHead, AuditEvent, AuditOutcome, Ledger, ledger_of
-from cutover.ledger._core import plain_json
+from cutover.ledger import AuditChainHead, AuditEvent, AuditOutcome, Ledger, ledger_of, plain_json
 from cutover.settings import Settings, get_settings
 
 _VERIFY_BATCH = 1_000

@@ -27,19 +27,30 @@ Every error the project raises on purpose is a :class:`CutoverError`. Lower-leve
     │   └── SignOffExpired          the sign-off deadline passed
     ├── DataMismatch                the original and migrated databases differ
     ├── HealthCheckFailed           a health check did not pass
+    ├── TrialRunNotOver             not a failure: the trial run's minimum period has not elapsed;
+    │                               the cutover flow comes back at ``until``
     ├── RetentionError              the retention window forbids the action (e.g. early decommission)
     └── RollbackIncomplete          an undo failed; names what is left to do by hand
 
-Messages say what was wrong, where, and what to do.
+Messages say what was wrong, where, and what to do. An error may carry ``detail``: the
+JSON-ready facts behind the message (e.g. a data verification's per-table counts), recorded in the
+ledger with the failed step.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 
 class CutoverError(Exception):
-    """Root of every error govcloud-cutover raises on purpose."""
+    """Root of every error govcloud-cutover raises on purpose; ``detail`` holds the facts behind it."""
+
+    def __init__(self, *args: object, detail: Mapping[str, Any] | None = None) -> None:
+        super().__init__(*args)
+        self.detail: dict[str, Any] = dict(detail or {})
 
 
 class ConfigurationError(CutoverError):
@@ -155,6 +166,14 @@ class HealthCheckFailed(CutoverError):
 
 class RetentionError(CutoverError):
     """The retention window forbids the action."""
+
+
+class TrialRunNotOver(CutoverError):
+    """The spec's minimum trial-run period has not elapsed (not a failure: the flow comes back at ``until``)."""
+
+    def __init__(self, until: datetime) -> None:
+        super().__init__(f"the trial run lasts until {until:%Y-%m-%d %H:%M:%S} UTC")
+        self.until = until
 
 
 class RollbackIncomplete(CutoverError):

@@ -7,6 +7,7 @@ Public surface::
     allowed_next(state) -> frozenset[LifecycleState]
     current_state(ledger, system_id) -> LifecycleState
     transition(ledger, system_id, to, *, actor, reason, expected=None) -> LifecycleState
+    advance(ledger, system_id, to, *, expected, actor, reason, done_in=()) -> bool  (idempotent on restart)
     register_system(ledger, *, system_id, name, department, disposition,
                     spec_digest=None, actor) -> LifecycleState
 
@@ -30,6 +31,7 @@ from cutover.ledger import AuditOutcome, Disposition, Ledger, LifecycleState
 __all__ = [
     "TRANSITIONS",
     "LifecycleState",
+    "advance",
     "allowed_next",
     "current_state",
     "register_system",
@@ -84,23 +86,61 @@ def transition(
     """
     with ledger.session() as session:
         source = _state_of(ledger, session, system_id)
-        _check_move(system_id, source, to, expected)
-        if not ledger.compare_and_set_state(system_id, source, to, session=session):
-            raise IllegalTransition(
-                f"system {system_id!r} left state {source.value!r} while it was being moved to "
-                f"{to.value!r} (another process moved it first); nothing was changed. Read its "
-                "state again and decide anew"
-            )
-        voided = _void_evidence(ledger, session, system_id, to)
-        audit.append(
-            session,
-            actor=actor,
-            action="lifecycle.transition",
-            object=f"system:{system_id}",
-            outcome=AuditOutcome.SUCCEEDED,
-            detail={"from": source.value, "to": to.value, "reason": reason, **voided},
-        )
+        _move(ledger, session, system_id, source, to, expected=expected, actor=actor, reason=reason)
     return to
+
+
+def advance(
+    ledger: Ledger,
+    system_id: str,
+    to: LifecycleState,
+    *,
+    expected: LifecycleState,
+    actor: str,
+    reason: str,
+    done_in: frozenset[LifecycleState] = frozenset(),
+) -> bool:
+    """Move the system from ``expected`` to ``to``; True if it moved, False if it was already done.
+
+    For a run that continues after a restart: the system already in ``to`` (or in one of
+    ``done_in``, states a run reaches later) is not an error. One transaction, like
+    :func:`transition`; any other state is refused.
+    """
+    with ledger.session() as session:
+        source = _state_of(ledger, session, system_id)
+        if source is to or source in done_in:
+            return False
+        _move(ledger, session, system_id, source, to, expected=expected, actor=actor, reason=reason)
+    return True
+
+
+def _move(
+    ledger: Ledger,
+    session: Session,
+    system_id: str,
+    source: LifecycleState,
+    to: LifecycleState,
+    *,
+    expected: LifecycleState | None,
+    actor: str,
+    reason: str,
+) -> None:
+    _check_move(system_id, source, to, expected)
+    if not ledger.compare_and_set_state(system_id, source, to, session=session):
+        raise IllegalTransition(
+            f"system {system_id!r} left state {source.value!r} while it was being moved to "
+            f"{to.value!r} (another process moved it first); nothing was changed. Read its "
+            "state again and decide anew"
+        )
+    voided = _void_evidence(ledger, session, system_id, to)
+    audit.append(
+        session,
+        actor=actor,
+        action="lifecycle.transition",
+        object=f"system:{system_id}",
+        outcome=AuditOutcome.SUCCEEDED,
+        detail={"from": source.value, "to": to.value, "reason": reason, **voided},
+    )
 
 
 def _check_move(

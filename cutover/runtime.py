@@ -6,11 +6,11 @@ import threading
 from pathlib import Path
 
 from cutover import lifecycle
-from cutover._spec_loader import load, spec_files
 from cutover.errors import ConfigurationError
 from cutover.ledger import Ledger, LifecycleState
 from cutover.settings import Settings, get_settings
 from cutover.spec import Spec
+from cutover.spec_loader import load, spec_files
 
 _MIGRATED: set[str] = set()
 _GUARD = threading.Lock()

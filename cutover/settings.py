@@ -11,6 +11,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _DEFAULT_HOME = Path.home() / ".local" / "share" / "govcloud-cutover"
 
+#: The Prefect worker type of this project's workers (``prefect worker start --type cutover``).
+WORKER_TYPE = "cutover"
+#: The work pool the deployments go to unless told otherwise.
+DEFAULT_POOL = "cutover-process"
+
 
 class Settings(BaseSettings):
     """Every knob of govcloud-cutover. Set ``CUTOVER_<NAME>`` in the environment or ``.env``."""

@@ -95,7 +95,7 @@ class Classification(StrEnum):
 
 
 class Disposition(StrEnum):
-    """What the plan does with the system."""
+    """What the plan does with the system (the notice's attachment 2); the ledger stores it too."""
 
     MIGRATE = "migrate"
     CONSOLIDATE = "consolidate"
@@ -373,10 +373,3 @@ class Spec(_Strict):
     def secret_names(self) -> set[str]:
         """Every secret the spec references."""
         return set(re.findall(r'"secret":\s*"([^"]+)"', self.model_dump_json(by_alias=True)))
-
-
-def load_spec(path: Path | str) -> Spec:
-    """Read and validate one spec file (see :mod:`cutover._spec_loader`)."""
-    from cutover._spec_loader import load
-
-    return load(Path(path))

@@ -134,10 +134,10 @@ def _prepare(estate: Any) -> None:
     from cutover.approvers import enroll
     from cutover.runtime import open_ledger, register
     from demo.specs import write_demo_spec
-    from rollback.deployments import ensure_work_pool
+    from flows.deployments import ensure_work_pool
 
     spec_path = write_demo_spec(estate, STATE_DIR / "specs")
-    from cutover.spec import load_spec
+    from cutover.spec_loader import load_spec
 
     ledger = open_ledger()
     register(ledger, load_spec(spec_path), actor="demo")
@@ -244,7 +244,7 @@ def _sign_next(run_id: UUID) -> None:
 # ------------------------------------------------------------------------------ conclude
 def _conclude(estate: Any, final: Any, started: float) -> int:
     from cutover.runtime import open_ledger
-    from rollback.deployments import deployment_url, find_rollback_deployment
+    from flows.deployments import deployment_url, find_rollback_deployment
 
     if not final.is_completed():
         say(f"!! the cutover run ended {final.name}: {final.message}; see {LOGS}")

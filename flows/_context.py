@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cutover.ledger import CutoverRun, Ledger
+from cutover.ledger import Ledger, Run
 from cutover.secrets import install_log_redaction, redact
 from cutover.settings import Settings, get_settings
 from cutover.spec import Spec
@@ -39,7 +39,7 @@ class RunContext:
     spec: Spec
     spec_path: Path
     ledger: Ledger
-    run: CutoverRun
+    run: Run
     actor: str
     settings: Settings = field(default_factory=get_settings)
 

@@ -15,10 +15,11 @@ from cutover.ledger import AuditOutcome, LifecycleState, RunState, StepPhase
 from cutover.retention import window_end
 from cutover.spec import CutoverPlan, Step
 from flows._context import RunContext, run_logger
-from rollback.saga import SagaOutcome, SagaState, run_saga
+from flows._saga import SagaOutcome, SagaState, run_saga
 from tasks.health import health_gate
+from tasks.report import artifact_key
 from tasks.ssh import StepContext
-from tasks.steps import StepResult, execute_step
+from tasks.steps import StepResult, execute_step, step_table
 
 _FINAL = {
     SagaState.SUCCEEDED: (LifecycleState.RETAINED, RunState.SUCCEEDED),
@@ -30,10 +31,14 @@ _FINAL = {
 def cut_over(rc: RunContext) -> SagaOutcome:
     """Run the cutover steps as a saga (continuing from the ledger after a crash), then the health gate."""
     plan = _plan(rc)
-    if lifecycle.current_state(rc.ledger, rc.system_id) is LifecycleState.SIGNED:
-        lifecycle.transition(
-            rc.ledger, rc.system_id, LifecycleState.CUTTING_OVER, actor=rc.actor, reason=f"run {rc.run.id}"
-        )
+    lifecycle.advance(
+        rc.ledger,
+        rc.system_id,
+        LifecycleState.CUTTING_OVER,
+        expected=LifecycleState.SIGNED,
+        actor=rc.actor,
+        reason=f"run {rc.run.id}",
+    )
     rollback_steps = rc.spec.rollback.steps if rc.spec.rollback else []
 
     def gate() -> None:
@@ -70,8 +75,8 @@ def _plan(rc: RunContext) -> CutoverPlan:
     return rc.spec.cutover
 
 
-def conclude(rc: RunContext, outcome: SagaOutcome) -> datetime | None:
-    """Record the saga's outcome; on success open the retention window and return its end."""
+def record_and_open_retention(rc: RunContext, outcome: SagaOutcome) -> datetime | None:
+    """Record the saga's outcome; on success open the retention window (and its one-click rollback), return its end."""
     state, run_state = _FINAL[outcome.state]
     ends = None
     with rc.ledger.session() as session:
@@ -103,7 +108,7 @@ def _offer_one_click_rollback(rc: RunContext) -> None:
     """Create the system's one-click rollback deployment; the window is open even if this fails."""
     from prefect.exceptions import PrefectException
 
-    from rollback.deployments import deployment_url, ensure_rollback_deployment
+    from flows.deployments import deployment_url, ensure_rollback_deployment
 
     try:
         deployment = ensure_rollback_deployment(rc.system_id)
@@ -123,12 +128,7 @@ def publish_summary(rc: RunContext, outcome: SagaOutcome, ends: datetime | None)
         "",
         f"**Outcome 结果:** {outcome.state.value} — {outcome.summary()}",
         "",
-        "| step 步骤 | action | outcome 结果 | duration | error |",
-        "|---|---|---|---:|---|",
-        *(
-            f"| {s.name} (`{s.step_id}`) | {s.action} | {s.outcome} | {s.duration_s:.2f} s | {s.error or ''} |"
-            for s in outcome.steps
-        ),
+        *step_table(outcome.steps),
     ]
     lines += _data_lines(rc)
     if ends is not None:
@@ -140,7 +140,7 @@ def publish_summary(rc: RunContext, outcome: SagaOutcome, ends: datetime | None)
         lines += ["", "## ⚠ Left to do by hand 需人工处理", *(f"- {r}" for r in outcome.remaining)]
     create_markdown_artifact(
         markdown="\n".join(lines),
-        key=f"cutover-{_key(rc.system_id)}",
+        key=artifact_key("cutover", rc.system_id),
         description="系统割接 cutover summary",
         _sync=True,
     )  # type: ignore[call-arg]
@@ -164,7 +164,3 @@ def _data_lines(rc: RunContext) -> list[str]:
                 f"| {name} | {t['source_rows']} | {t['target_rows']} | `{t['source_checksum']}` | {'✅' if t['matches'] else '❌'} |"
             )
     return lines
-
-
-def _key(system_id: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in system_id.lower())

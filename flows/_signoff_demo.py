@@ -12,8 +12,9 @@ from prefect import flow
 
 from cutover.errors import SignOffError
 from cutover.ledger import Ledger, ReportKind
-from cutover.spec import load_spec
-from tasks.signoff import collect_signoff
+from cutover.spec_loader import load_spec
+from flows.signoff_deadline import schedule_wakeup
+from tasks.signoff import SignOffRequest, collect_signoff
 
 
 @flow(name="signoff-demo", persist_result=False)
@@ -25,7 +26,8 @@ def signoff_demo(spec_path: str, ledger_url: str, deadline: datetime, report_lin
         report = ledger.latest_report(spec.system.id, ReportKind.TRIAL_RUN)
         if report is None:
             raise SignOffError(f"system {spec.system.id} has no trial-run report in {ledger.safe_url}; create it first")
-        outcome = collect_signoff(spec, ledger, report_digest=report.digest, report_link=report_link, deadline=deadline)
+        request = SignOffRequest(spec, ReportKind.TRIAL_RUN, report.digest, report_link, deadline)
+        outcome = collect_signoff(ledger, request, schedule_wakeup=schedule_wakeup)
         return {
             "report_digest": outcome.report_digest,
             "signatures": [(s.party.value, s.approver_id, s.decision.value) for s in outcome.signatures],

@@ -16,11 +16,13 @@ from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 
 from cutover import lifecycle
-from cutover.errors import CutoverError, TestPlatformError
+from cutover.errors import CutoverError, TestPlatformError, TrialRunNotOver
 from cutover.ledger import LifecycleState, Report, ReportKind, StepPhase
 from cutover.spec import HttpCheckStep, SshStep, TestPlatform
 from flows._context import RunContext
-from tasks._report_models import (
+from tasks.health import Probe, probe
+from tasks.loadtest import StressResult, stress_test
+from tasks.report import (
     InternalTestResult,
     PartiesRef,
     PartyRef,
@@ -28,10 +30,11 @@ from tasks._report_models import (
     SystemRef,
     TestEnvironment,
     TrialRunHealth,
+    artifact_key,
+    publish_report,
+    render_report,
+    write_report,
 )
-from tasks.health import Probe, probe
-from tasks.loadtest import StressResult, stress_test
-from tasks.report import artifact_key, publish_report, render_report, write_report
 from tasks.steps import StepResult, execute_step
 
 _SAMPLE_PROBES = 5
@@ -109,14 +112,6 @@ def _recorded_tests(rc: RunContext, platform: TestPlatform) -> tuple[StressResul
 
 
 # ------------------------------------------------------------------------------ trial run
-class TrialRunNotOver(Exception):
-    """The spec's minimum trial-run period has not elapsed yet (not an error: the flow comes back)."""
-
-    def __init__(self, until: datetime) -> None:
-        self.until = until
-        super().__init__(f"the trial run lasts until {until:%Y-%m-%d %H:%M:%S} UTC")
-
-
 def trial_run(rc: RunContext, platform: TestPlatform) -> TrialRunHealth:
     """Health statistics of the trial-run period; raise TrialRunNotOver while it lasts.
 

@@ -28,7 +28,8 @@ from cutover.spec import Spec
 from flows._context import run_logger
 from flows._watch_ready import Readiness
 from flows._watch_sweep import WatchHooks
-from rollback.deployments import find_rollback_deployment, rollback_deployment_name
+from flows.deployments import find_rollback_deployment, rollback_deployment_name
+from tasks.report import artifact_key
 
 
 def prefect_hooks(executor: Executor, *, watch_key: str) -> WatchHooks:
@@ -69,7 +70,7 @@ def request_rollback(spec: Spec, reason: str, *, executor: Executor, watch_key: 
 
 
 def _in_process(system_id: str, reason: str) -> None:
-    from rollback.flow import rollback_flow
+    from flows.rollback import rollback_flow
 
     rollback_flow(system_id=system_id, actor="watch", reason=reason)
 
@@ -88,7 +89,7 @@ def raise_alert(spec: Spec, not_ready: list[Readiness]) -> None:
     ]
     create_markdown_artifact(
         markdown=redact("\n".join(lines)),
-        key="not-ready-" + "".join(c if c.isalnum() else "-" for c in system_id.lower()),
+        key=artifact_key("not-ready", system_id),
         description="保留期告警 retention alert",
     )
     _emit("cutover.original.not-ready", system_id, {"checks": [r.describe() for r in not_ready]})

@@ -17,9 +17,8 @@ import paramiko
 from cutover.errors import HostError
 from cutover.settings import Settings
 from cutover.spec import HttpCheckStep, Spec, SshStep
-from tasks._ssh_client import HostConnection, Timeouts
 from tasks.health import probe
-from tasks.ssh import host_target
+from tasks.ssh import HostConnection, Timeouts, host_target
 
 READY_PREFIX = "ready-"
 _TIMEOUTS = Timeouts(connect=3.0, banner=5.0, auth=5.0)

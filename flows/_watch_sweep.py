@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from cutover._spec_loader import load, spec_files
 from cutover.errors import SpecError
 from cutover.ledger import HealthProbe, Ledger, LifecycleState
 from cutover.settings import Settings
 from cutover.spec import HttpCheckStep, Spec
+from cutover.spec_loader import load, spec_files
 from flows._watch_ready import Readiness, check_readiness
 from tasks.health import Probe, sweep
 
@@ -117,13 +117,17 @@ async def sweep_once(
     *,
     settings: Settings,
     concurrency: int = 32,
+    clock: Callable[[], float] = time.monotonic,
 ) -> SweepReport:
-    """Probe what is due, record it, and call the hooks for what needs acting on."""
+    """Probe what is due, record it, and call the hooks for what needs acting on.
+
+    ``clock`` (seconds, monotonic) decides what is due against ``state``'s last probes.
+    """
     started = time.perf_counter()
     report = SweepReport()
     watched = await asyncio.to_thread(_retained, ledger, specs, report)
     report.systems = len(watched)
-    now = time.monotonic()
+    now = clock()
     due = [spec for spec in watched if _due(state.last_health, spec, _interval(spec), now)]
     ready_due = [spec for spec in watched if _due(state.last_ready, spec, state.readiness_every.total_seconds(), now)]
     readiness = await _probe_readiness(ready_due, settings)

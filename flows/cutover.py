@@ -14,17 +14,16 @@ from datetime import timedelta
 
 from prefect import flow
 
-from cutover import lifecycle
-from cutover.errors import CutoverError, SignOffExpired, SignOffRejected, TestPlatformError
+from cutover import claims, lifecycle
+from cutover.errors import CutoverError, SignOffExpired, SignOffRejected, TestPlatformError, TrialRunNotOver
 from cutover.ledger import Ledger, LifecycleState, RunKind, RunState
 from cutover.runtime import find_spec, open_ledger, register
 from cutover.secrets import redact
 from cutover.spec import Spec
-from flows._claim import claim_run, release
 from flows._context import RunContext, current_flow_run_id
-from flows._cut import conclude, cut_over
+from flows._cut import cut_over, record_and_open_retention
 from flows._signoff import joint_signoff
-from flows._test_platform import TrialRunNotOver, test_on_test_platform
+from flows._test_platform import test_on_test_platform
 from tasks.ssh import close_connections
 
 _NEW_ATTEMPT_FROM = {LifecycleState.COMPENSATED, LifecycleState.ROLLED_BACK, LifecycleState.REJECTED}
@@ -38,7 +37,7 @@ def cutover(system_id: str, resume: bool = False, actor: str = "ops") -> str:
         report = test_on_test_platform(rc)
         joint_signoff(rc, report)
         outcome = cut_over(rc)
-        ends = conclude(rc, outcome)
+        ends = record_and_open_retention(rc, outcome)
     except TrialRunNotOver as waiting:
         return come_back_during_trial_run(rc, waiting)
     except CutoverError as exc:
@@ -46,7 +45,7 @@ def cutover(system_id: str, resume: bool = False, actor: str = "ops") -> str:
         raise
     finally:
         close_connections(rc.run.id)
-    release(rc.ledger, rc.spec, rc.run)
+    claims.release(rc.ledger, rc.system_id, rc.run.id)
     if ends is None:
         raise CutoverError(f"cutover of {system_id} did not complete: {outcome.summary()}")
     return f"{system_id} cut over; the original is retained until {ends:%Y-%m-%d} (rollback stays possible until then)"
@@ -57,7 +56,9 @@ def begin(system_id: str, *, resume: bool, actor: str) -> RunContext:
     path, spec = find_spec(system_id)
     ledger = open_ledger()
     _restart_if_needed(ledger, spec, actor)
-    run = claim_run(ledger, spec, RunKind.CUTOVER, flow_run_id=current_flow_run_id(), resume=resume, actor=actor)
+    run = claims.claim(
+        ledger, spec.system.id, RunKind.CUTOVER, actor=actor, flow_run_id=current_flow_run_id(), resume=resume
+    ).run
     return RunContext(spec=spec, spec_path=path, ledger=ledger, run=run, actor=actor)
 
 
@@ -132,5 +133,5 @@ def stop(rc: RunContext, exc: CutoverError) -> None:
     run = rc.ledger.get_run(rc.run.id)
     if run is not None and run.finished_at is None:
         rc.ledger.finish_run(rc.run.id, RunState.FAILED, note=redact(str(exc)))
-    release(rc.ledger, rc.spec, rc.run)
+    claims.release(rc.ledger, rc.system_id, rc.run.id)
     rc.log(f"stopped without cutover: {exc}")

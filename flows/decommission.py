@@ -16,27 +16,31 @@ from datetime import timedelta
 
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
+from sqlalchemy.orm import Session
 
-from cutover import audit, lifecycle
+from cutover import audit, claims, lifecycle
 from cutover.errors import RetentionError, SignOffError
 from cutover.ledger import (
     AuditOutcome,
-    CutoverRun,
     Ledger,
     LifecycleState,
     Report,
     ReportKind,
     RetentionCloseReason,
     RetentionWindow,
+    Run,
     RunKind,
     RunState,
+    System,
 )
 from cutover.runtime import find_spec, open_ledger
 from cutover.secrets import redact
 from cutover.spec import Spec
-from flows._claim import claim_run, release
 from flows._context import current_flow_run_id, run_logger
-from tasks.signoff import collect_signoff
+from flows.deployments import artifact_url, remove_rollback_deployment
+from flows.signoff_deadline import schedule_wakeup
+from tasks.report import artifact_key
+from tasks.signoff import SignOffRequest, collect_signoff
 
 __all__ = ["check_decommission_allowed", "decommission_flow", "render_report"]
 
@@ -49,20 +53,22 @@ def decommission_flow(system_id: str, actor: str = "ops") -> str:
     _, spec = find_spec(system_id)
     ledger = open_ledger()
     window = check_decommission_allowed(ledger, system_id, actor=actor)
-    run = claim_run(ledger, spec, RunKind.DECOMMISSION, flow_run_id=current_flow_run_id(), resume=False, actor=actor)
+    run = claims.claim(
+        ledger, system_id, RunKind.DECOMMISSION, actor=actor, flow_run_id=current_flow_run_id(), check=_still_retained
+    ).run
     try:
         report = _report(ledger, spec, run, window)
-        collect_signoff(
-            spec,
-            ledger,
+        request = SignOffRequest(
+            spec=spec,
+            kind=ReportKind.DECOMMISSION,
             report_digest=report.digest,
             report_link=_report_link(system_id),
             deadline=report.created_at + _signoff_deadline(spec),
-            kind=ReportKind.DECOMMISSION,
         )
+        collect_signoff(ledger, request, schedule_wakeup=schedule_wakeup)
     except SignOffError as exc:
         ledger.finish_run(run.id, RunState.FAILED, note=redact(str(exc)))
-        release(ledger, spec, run)
+        claims.release(ledger, spec.system.id, run.id)
         raise
     _finish(ledger, spec, run, actor)
     return f"{system_id}: the original was decommissioned (service exit), signed by both parties"
@@ -104,12 +110,18 @@ def _allowed(ledger: Ledger, system_id: str) -> RetentionWindow:
     return window
 
 
+def _still_retained(_session: Session, system: System | None) -> None:
+    if system is None or system.state is not LifecycleState.RETAINED:
+        state = system.state.value if system is not None else "not in the ledger"
+        raise RetentionError(f"decommission refused: the system is {state}, no longer in retention")
+
+
 def _days(left: timedelta) -> str:
     days = left.days + (1 if left.seconds or left.microseconds else 0)
     return f"{days} day" + ("" if days == 1 else "s")
 
 
-def _report(ledger: Ledger, spec: Spec, run: CutoverRun, window: RetentionWindow) -> Report:
+def _report(ledger: Ledger, spec: Spec, run: Run, window: RetentionWindow) -> Report:
     existing = ledger.latest_report(spec.system.id, ReportKind.DECOMMISSION)
     if existing is not None and existing.run_id == run.id and existing.voided_at is None:
         return existing  # the flow restarted after a suspend: the same report is being signed
@@ -147,9 +159,9 @@ def _ratio(part: int, whole: int) -> str:
     return f"{100 * part / whole:.2f} %" if whole else "n/a"
 
 
-def _finish(ledger: Ledger, spec: Spec, run: CutoverRun, actor: str) -> None:
+def _finish(ledger: Ledger, spec: Spec, run: Run, actor: str) -> None:
     system_id = spec.system.id
-    removed = _remove_rollback_deployment(system_id)
+    removed = remove_rollback_deployment(system_id)
     with ledger.session() as session:
         ledger.close_retention_window(system_id, RetentionCloseReason.DECOMMISSIONED, session=session)
         ledger.finish_run(run.id, RunState.SUCCEEDED, note="decommissioned, signed by both parties", session=session)
@@ -161,14 +173,8 @@ def _finish(ledger: Ledger, spec: Spec, run: CutoverRun, actor: str) -> None:
             detail={"run_id": run.id, "rollback_deployment_removed": removed},
         )
     lifecycle.transition(ledger, system_id, LifecycleState.DECOMMISSIONED, actor=actor, reason=f"run {run.id}")
-    release(ledger, spec, run)
+    claims.release(ledger, spec.system.id, run.id)
     run_logger().info("%s decommissioned; rollback deployment removed: %s", system_id, removed)
-
-
-def _remove_rollback_deployment(system_id: str) -> bool:
-    from rollback.deployments import remove_rollback_deployment
-
-    return remove_rollback_deployment(system_id)
 
 
 def _signoff_deadline(spec: Spec) -> timedelta:
@@ -176,11 +182,8 @@ def _signoff_deadline(spec: Spec) -> timedelta:
 
 
 def _artifact_key(system_id: str) -> str:
-    return "decommission-" + "".join(c if c.isalnum() else "-" for c in system_id.lower())
+    return artifact_key("decommission", system_id)
 
 
 def _report_link(system_id: str) -> str:
-    from prefect.settings import PREFECT_UI_URL
-
-    base = PREFECT_UI_URL.value() or "http://127.0.0.1:4200"
-    return f"{base.rstrip('/')}/artifacts/key/{_artifact_key(system_id)}"
+    return artifact_url(_artifact_key(system_id))

@@ -1,6 +1,7 @@
 """The sign-off deadline wake-up: ends a sign-off nobody finished, through the run's own path.
 
-Scheduled by :func:`tasks._signoff_deadline.schedule_wakeup` for just after a sign-off's deadline.
+Scheduled by :func:`schedule_wakeup` (which the flows hand to :func:`tasks.signoff.collect_signoff`)
+for just after a sign-off's deadline.
 If the run is still suspended on a sign-off form, it is resumed with the wake-up answer; the run
 then records ``signoff.expired`` (who did not sign) and ends without cutover, saying why. If the
 run already went on (both signed, a party rejected, it was cancelled), there is nothing to do.
@@ -9,16 +10,61 @@ run already went on (both signed, a party rejected, it was cancelled), there is 
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
+import httpx
 from prefect import flow, get_client
+from prefect.context import FlowRunContext
+from prefect.exceptions import PrefectException
 from prefect.flow_runs import resume_flow_run
 from prefect.logging import get_run_logger
+from prefect.states import Scheduled
 
-from tasks._signoff_deadline import wakeup_input
+from flows.deployments import ensure_signoff_deadline_deployment
+from tasks.signoff import WakeupRequest, wakeup_input
+
+__all__ = ["schedule_wakeup", "signoff_deadline"]
 
 _MAX_EARLY_S = 120.0
+_WAKE_AFTER = timedelta(seconds=2)
+
+
+def schedule_wakeup(request: WakeupRequest) -> bool:
+    """Schedule the wake-up for just after the deadline (idempotent per run and deadline); False if it cannot be.
+
+    It cannot when the run is not on a work pool (e.g. a ``serve()``d deployment) or the API refuses;
+    then Prefect's suspend timeout at the deadline ends the run, without our record.
+    """
+    context = FlowRunContext.get()
+    pool = context.flow_run.work_pool_name if context is not None and context.flow_run is not None else None
+    if not pool:
+        return False
+    try:
+        # (Re)applied on this run's pool, so the wake-up runs wherever the sign-off runs.
+        deployment_id = ensure_signoff_deadline_deployment(work_pool=pool)
+        with get_client(sync_client=True) as client:
+            client.create_flow_run_from_deployment(
+                deployment_id,
+                parameters={
+                    "flow_run_id": request.flow_run_id,
+                    "system_id": request.system_id,
+                    "kind": request.kind,
+                    "deadline": request.deadline,
+                },
+                state=Scheduled(scheduled_time=request.deadline + _WAKE_AFTER),
+                idempotency_key=f"signoff-deadline:{request.flow_run_id}:{request.kind}:{request.deadline.isoformat()}",
+            )
+    except (PrefectException, httpx.HTTPError) as exc:
+        get_run_logger().warning(
+            "could not schedule the deadline wake-up of the %s sign-off of %s (%s); at the deadline "
+            "Prefect fails the run by itself, without a ledger record",
+            request.kind,
+            request.system_id,
+            exc,
+        )
+        return False
+    return True
 
 
 @flow(name="signoff-deadline", flow_run_name="signoff-deadline-{system_id}", persist_result=False)

@@ -1,6 +1,6 @@
 """Watching during retention: every retained system's health, its original's readiness, automatic rollback.
 
-Deployed as ``watch-retention/watch`` (see :func:`rollback.deployments.ensure_watch_deployment`):
+Deployed as ``watch-retention/watch`` (see :func:`flows.deployments.ensure_watch_deployment`):
 scheduled every 5 minutes, one run at a time, each run watching for ``duration_s`` — sweeping at
 the shortest ``retention.watch.interval`` of the retained systems, each system probed at its own
 interval. With ``duration_s=0`` a run is a single sweep. What a sweep does and decides is in

@@ -16,18 +16,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from cutover import audit, lifecycle
+from cutover import audit, claims, lifecycle
 from cutover.errors import CutoverError
 from cutover.ledger import AuditOutcome, Ledger, LifecycleState, RetentionCloseReason, RunState, StepPhase, StepStatus
 from cutover.secrets import redact
 from cutover.settings import Settings, get_settings
 from cutover.spec import Spec, Step
-from rollback._lock import RollbackClaim, claim_rollback, release
+from rollback._lock import RollbackClaim, claim_rollback
 from rollback._plan import HEALTH_KEY, RollbackPlan, build_plan, changes_state, step_keys
-from rollback.saga import StepReport
 from tasks.health import health_gate
 from tasks.ssh import StepContext, close_connections, pool_for
-from tasks.steps import execute_step
+from tasks.steps import StepReport, execute_step
 
 Log = Callable[[str], None]
 
@@ -189,8 +188,7 @@ def record_outcome(ledger: Ledger, claim: RollbackClaim, outcome: RollbackOutcom
     system_id = outcome.system_id
     succeeded = outcome.state is RollbackState.SUCCEEDED
     target = LifecycleState.ROLLED_BACK if succeeded else LifecycleState.ROLLBACK_INCOMPLETE
-    if lifecycle.current_state(ledger, system_id) is not target:
-        lifecycle.transition(ledger, system_id, target, actor=actor, reason=outcome.summary()[:2000])
+    lifecycle.advance(ledger, system_id, target, expected=claim.state, actor=actor, reason=outcome.summary()[:2000])
     with ledger.session() as session:
         if succeeded:
             ledger.close_retention_window(system_id, RetentionCloseReason.ROLLED_BACK, session=session)
@@ -211,7 +209,7 @@ def record_outcome(ledger: Ledger, claim: RollbackClaim, outcome: RollbackOutcom
                 "remaining": outcome.remaining,
             },
         )
-    release(ledger, system_id, claim.run.id)
+    claims.release(ledger, system_id, claim.run.id)
 
 
 def _log(ctx: StepContext, message: str) -> None:

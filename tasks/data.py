@@ -71,13 +71,14 @@ class DataVerification:
     def rows(self) -> int:
         return sum(t.source.rows for t in self.tables)
 
-    def raise_for_mismatch(self, where: str) -> None:
-        """Raise DataMismatch naming each differing table and its first differing keys."""
+    def raise_for_mismatch(self, where: str, *, detail: dict[str, Any] | None = None) -> None:
+        """Raise DataMismatch naming each differing table and its first differing keys (``detail`` rides along)."""
         bad = [t.describe() for t in self.tables if not t.matches]
         if bad:
             raise DataMismatch(
                 f"{where}: the databases differ — " + "; ".join(bad) + ". Nothing was switched; find why the sync "
-                "missed these rows, fix it, and run the cutover again."
+                "missed these rows, fix it, and run the cutover again.",
+                detail=detail,
             )
 
     def as_detail(self) -> dict[str, Any]:

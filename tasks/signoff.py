@@ -4,11 +4,12 @@ Public surface::
 
     SignOffInput                         the form (Prefect RunInput; every field required)
     SignatureRecord, SignOffOutcome      what was signed
-    check_signature(spec, ledger, submitted, *, report_digest, current_report_digest,
-                    current_spec_digest, other_signatures, now, spec_digest=None,
-                    kind="trial_run", settings=None, context=None) -> SignatureRecord
-    collect_signoff(spec, ledger, *, report_digest, report_link, deadline, kind="trial_run",
-                    now=None, settings=None, verdicts=None) -> SignOffOutcome      (in a flow body)
+    ShownForm, SignatureCheck            what a form showed; one answer to check against it
+    check_signature(ledger, SignatureCheck, *, settings=None) -> SignatureRecord
+    SignOffRequest                       which report, where to read it, until when
+    collect_signoff(ledger, SignOffRequest, *, now=None, settings=None,
+                    schedule_wakeup=None) -> SignOffOutcome                    (in a flow body)
+    WakeupRequest, wakeup_input()        the deadline wake-up (scheduled by flows.signoff_deadline)
     signoff_description(FormContext) -> str
 
 How it works: :func:`collect_signoff` suspends the flow run (``suspend_flow_run``, which needs a
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -35,23 +36,31 @@ from prefect.input import RunInput
 from prefect.logging import get_run_logger
 from pydantic import Field
 
-from cutover import _signoff_store as store
+from cutover import signoff_store as store
 from cutover.approvers import verify_code
 from cutover.errors import SignatureInvalid, SignOffError, SignOffExpired, SignOffRejected
 from cutover.ledger import AuditOutcome, Decision, Ledger, Party, ReportKind, Signature
 from cutover.settings import Settings
 from cutover.spec import Spec
 from tasks import _signoff_deadline as deadline_wakeup
+from tasks._signoff_deadline import GRACE, WakeupRequest, wakeup_input
 from tasks._signoff_text import PARTY_LABELS, FormContext, SignedLine, signoff_description
 
 __all__ = [
+    "GRACE",
     "FormContext",
+    "ScheduleWakeup",
+    "ShownForm",
     "SignOffInput",
     "SignOffOutcome",
+    "SignOffRequest",
+    "SignatureCheck",
     "SignatureRecord",
+    "WakeupRequest",
     "check_signature",
     "collect_signoff",
     "signoff_description",
+    "wakeup_input",
 ]
 
 
@@ -121,53 +130,61 @@ class SignOffOutcome:
 
 
 # ---------------------------------------------------------------------------------- checks
-def check_signature(
-    spec: Spec,
-    ledger: Ledger,
-    submitted: SignOffInput,
-    *,
-    report_digest: str,
-    current_report_digest: str | None,
-    current_spec_digest: str,
-    other_signatures: Sequence[SignatureRecord],
-    now: datetime,
-    spec_digest: str | None = None,
-    kind: ReportKind | str = ReportKind.TRIAL_RUN,
-    settings: Settings | None = None,
-    context: Mapping[str, Any] | None = None,
-) -> SignatureRecord:
+@dataclass(frozen=True)
+class ShownForm:
+    """What one sign-off form showed the approver: the report and spec it was about."""
+
+    kind: ReportKind
+    report_digest: str
+    spec_digest: str
+    context: Mapping[str, Any] = field(default_factory=dict)  # which form (flow run, n, key), for the audit
+
+
+@dataclass(frozen=True)
+class SignatureCheck:
+    """The one input of :func:`check_signature`: an answer, the form it answers, and the state now."""
+
+    spec: Spec
+    submitted: SignOffInput
+    shown: ShownForm
+    current_report_digest: str | None  # the ledger's current report of that kind
+    current_spec_digest: str  # the spec's digest now
+    other_signatures: Sequence[SignatureRecord]
+    now: datetime
+
+
+def check_signature(ledger: Ledger, check: SignatureCheck, *, settings: Settings | None = None) -> SignatureRecord:
     """Check one submitted signature and record it (ledger + audit, one transaction).
 
-    ``report_digest``/``spec_digest`` are what the form showed (``spec_digest`` defaults to
-    ``spec.digest()``); the ``current_*`` digests are the ledger's and the spec's now.
     Raises SignatureInvalid saying what was wrong and what to do; nothing is recorded then.
     """
+    spec, submitted, shown = check.spec, check.submitted, check.shown
     approver_id = submitted.approver_id.strip()
     party = _roster_party(spec, approver_id)
-    _check_digests(spec, report_digest, spec_digest or spec.digest(), current_report_digest, current_spec_digest)
-    _check_parties(approver_id, party, other_signatures)
-    report = store.require_report(ledger, spec.system.id, ReportKind(kind), report_digest)
+    _check_digests(spec, shown, check.current_report_digest, check.current_spec_digest)
+    _check_parties(approver_id, party, check.other_signatures)
+    report = store.require_report(ledger, spec.system.id, shown.kind, shown.report_digest)
     with ledger.session() as session:
-        counter = verify_code(ledger, approver_id, submitted.code, at=now, settings=settings, session=session)
+        counter = verify_code(ledger, approver_id, submitted.code, at=check.now, settings=settings, session=session)
         row = ledger.add_signature(
             run_id=report.run_id,
             system_id=spec.system.id,
             party=party,
             approver_id=approver_id,
             decision=Decision(submitted.decision),
-            report_digest=report_digest,
-            spec_digest=current_spec_digest,
+            report_digest=shown.report_digest,
+            spec_digest=check.current_spec_digest,
             comment=submitted.comment.strip(),
             session=session,
         )
         detail = {
-            "kind": ReportKind(kind).value,
-            **(context or {}),
+            "kind": shown.kind.value,
+            **shown.context,
             "party": party.value,
             "decision": submitted.decision,
             "comment": row.comment,
-            "report_digest": report_digest,
-            "spec_digest": current_spec_digest,
+            "report_digest": shown.report_digest,
+            "spec_digest": check.current_spec_digest,
             "totp_counter": counter,
             "signature_id": row.id,
         }
@@ -188,9 +205,8 @@ def _roster_party(spec: Spec, approver_id: str) -> Party:
     return Party(party)
 
 
-def _check_digests(
-    spec: Spec, report_digest: str, spec_digest: str, current_report: str | None, current_spec: str
-) -> None:
+def _check_digests(spec: Spec, shown: ShownForm, current_report: str | None, current_spec: str) -> None:
+    report_digest, spec_digest = shown.report_digest, shown.spec_digest
     if report_digest != current_report:
         raise SignatureInvalid(
             f"the report of {spec.system.id} changed after this form was shown (form: {report_digest}, "
@@ -219,21 +235,49 @@ def _check_parties(approver_id: str, party: Party, others: Sequence[SignatureRec
 
 # -------------------------------------------------------------------------- the sign-off loop
 @dataclass(frozen=True)
+class SignOffRequest:
+    """The one input of :func:`collect_signoff`: which report, where to read it, until when."""
+
+    spec: Spec
+    kind: ReportKind
+    report_digest: str
+    report_link: str
+    deadline: datetime
+    verdicts: Mapping[str, str] = field(default_factory=dict)  # shown on the form (e.g. the stress verdicts)
+
+
+#: Schedules the deadline wake-up of a waiting sign-off; False when it cannot (see flows.signoff_deadline).
+ScheduleWakeup = Callable[[WakeupRequest], bool]
+
+
+@dataclass(frozen=True)
 class _Round:
     """What one call of :func:`collect_signoff` is about."""
 
-    spec: Spec
+    request: SignOffRequest
     ledger: Ledger
-    kind: ReportKind
-    report_digest: str
     spec_digest: str
     run_id: str
     flow_run_id: str
-    report_link: str
-    deadline: datetime
-    verdicts: Mapping[str, str]
     clock: Callable[[], datetime]
     settings: Settings | None
+    schedule_wakeup: ScheduleWakeup | None
+
+    @property
+    def spec(self) -> Spec:
+        return self.request.spec
+
+    @property
+    def kind(self) -> ReportKind:
+        return self.request.kind
+
+    @property
+    def report_digest(self) -> str:
+        return self.request.report_digest
+
+    @property
+    def deadline(self) -> datetime:
+        return self.request.deadline
 
     @property
     def system_id(self) -> str:
@@ -247,27 +291,21 @@ class _Round:
 
 
 def collect_signoff(
-    spec: Spec,
     ledger: Ledger,
+    request: SignOffRequest,
     *,
-    report_digest: str,
-    report_link: str,
-    deadline: datetime,
-    kind: ReportKind | str = ReportKind.TRIAL_RUN,
     now: Callable[[], datetime] | None = None,
     settings: Settings | None = None,
-    verdicts: Mapping[str, str] | None = None,
+    schedule_wakeup: ScheduleWakeup | None = None,
 ) -> SignOffOutcome:
-    """Collect both parties' signatures on the report, suspending the flow run for each.
+    """Collect both parties' signatures on the requested report, suspending the flow run for each.
 
     Call it in the body of a deployment-backed flow (suspending needs a deployment). Returns when
-    both parties approved the report with ``report_digest`` and the current spec. Raises
-    SignOffRejected when a party rejects, SignOffExpired when ``deadline`` passes first.
-    ``now`` is a clock (default: the ledger's).
+    both parties approved the report and the current spec. Raises SignOffRejected when a party
+    rejects, SignOffExpired when the deadline passes first. ``now`` is a clock (default: the
+    ledger's); ``schedule_wakeup`` arranges for the run to be woken at the deadline.
     """
-    current = _start_round(
-        spec, ledger, report_digest, report_link, deadline, ReportKind(kind), now, settings, verdicts
-    )
+    current = _start_round(ledger, request, now, settings, schedule_wakeup)
     _void_stale(current)
     while True:
         signed = _signed(current)
@@ -282,36 +320,28 @@ def collect_signoff(
 
 
 def _start_round(
-    spec: Spec,
     ledger: Ledger,
-    report_digest: str,
-    report_link: str,
-    deadline: datetime,
-    kind: ReportKind,
+    request: SignOffRequest,
     now: Callable[[], datetime] | None,
     settings: Settings | None,
-    verdicts: Mapping[str, str] | None,
+    schedule_wakeup: ScheduleWakeup | None,
 ) -> _Round:
     context = FlowRunContext.get()
     if context is None or context.flow_run is None:
         raise SignOffError(
-            f"collect_signoff for {spec.system.id} was called outside a flow run; call it in the body "
+            f"collect_signoff for {request.spec.system.id} was called outside a flow run; call it in the body "
             "of a deployment-backed flow (suspending a run needs a deployment)"
         )
-    report = store.require_report(ledger, spec.system.id, kind, report_digest)
+    report = store.require_report(ledger, request.spec.system.id, request.kind, request.report_digest)
     return _Round(
-        spec,
+        request,
         ledger,
-        kind,
-        report_digest,
-        spec.digest(),
+        request.spec.digest(),
         report.run_id,
         str(context.flow_run.id),
-        report_link,
-        deadline,
-        dict(verdicts or {}),
         now or ledger.now,
         settings,
+        schedule_wakeup,
     )
 
 
@@ -371,12 +401,8 @@ def _ask(current: _Round, n: int, log: store.AttemptLog, signed: list[SignatureR
     if n in log.requested:  # shown before this restart: its wake-up, if any, is scheduled
         woken = log.requested[n].wakeup
     else:
-        woken = deadline_wakeup.schedule_wakeup(
-            flow_run_id=current.flow_run_id,
-            system_id=current.system_id,
-            kind=current.kind.value,
-            deadline=current.deadline,
-        )
+        wakeup = WakeupRequest(current.flow_run_id, current.system_id, current.kind.value, current.deadline)
+        woken = current.schedule_wakeup(wakeup) if current.schedule_wakeup is not None else False
         detail = {
             **current.context(n),
             "report_digest": current.report_digest,
@@ -406,11 +432,11 @@ def _description(current: _Round, n: int, log: store.AttemptLog, signed: list[Si
             current.kind,
             current.report_digest,
             current.spec_digest,
-            current.report_link,
+            current.request.report_link,
             current.deadline,
             n,
             lines,
-            current.verdicts,
+            current.request.verdicts,
             log.last_refusal(),
         )
     )
@@ -448,20 +474,17 @@ def _answer(
             raise SignatureInvalid(f"no record of form {current.key(n)} being shown; sign the new form")
         if current.clock() > current.deadline:
             raise SignatureInvalid("the signature arrived after the sign-off deadline")
-        check_signature(
-            current.spec,
-            current.ledger,
-            submitted,
-            report_digest=requested.report_digest,
-            spec_digest=requested.spec_digest,
+        shown = ShownForm(current.kind, requested.report_digest, requested.spec_digest, current.context(n))
+        check = SignatureCheck(
+            spec=current.spec,
+            submitted=submitted,
+            shown=shown,
             current_report_digest=store.current_report_digest(current.ledger, current.system_id, current.kind),
             current_spec_digest=current.spec_digest,
             other_signatures=signed,
             now=current.clock(),
-            kind=current.kind,
-            settings=current.settings,
-            context=current.context(n),
         )
+        check_signature(current.ledger, check, settings=current.settings)
     except SignatureInvalid as refusal:
         _refuse(current, n, submitted, refusal)
 

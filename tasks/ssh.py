@@ -23,12 +23,28 @@ from prefect.cache_policies import NO_CACHE
 
 from cutover import audit
 from cutover.errors import CommandFailed, CommandTimedOut, HostError, HostKeyRefused
-from cutover.ledger import Ledger
-from cutover.ledger._enums import AuditOutcome, StepPhase, StepStatus
+from cutover.ledger import AuditOutcome, Ledger, StepPhase, StepStatus
 from cutover.secrets import redact, resolve
 from cutover.settings import Settings, get_settings
 from cutover.spec import SecretRef, Spec, SshStep
 from tasks._ssh_client import CommandOutcome, HostConnection, HostTarget, Timeouts
+
+__all__ = [
+    "CommandName",
+    "FanOutResult",
+    "HostConnection",
+    "HostResult",
+    "StepContext",
+    "Timeouts",
+    "close_connections",
+    "display_argv",
+    "fan_out",
+    "host_target",
+    "pool_for",
+    "run_ssh_step",
+    "ssh_step_task",
+    "step_key",
+]
 
 CommandName = Literal["run", "undo", "check"]
 

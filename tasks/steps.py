@@ -2,11 +2,14 @@
 
 :func:`execute_step` is the one place that knows the step kinds. Each execution is keyed by
 (run id, step key); a key already finished successfully is not run again (``replayed``).
+:class:`StepReport` is one line of a run's report (cutover saga or rollback) and
+:func:`step_table` renders those lines as the Markdown table both reports show.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +32,30 @@ class StepResult:
     duration_s: float
     replayed: bool = False
     detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StepReport:
+    """One line of a run's report: what was done for a step and how it ended."""
+
+    step_id: str
+    name: str
+    action: str  # "run", "undo", "covered by <id>", "gate", "none"
+    outcome: str  # "succeeded", "replayed", "failed", "undone", "undo failed", "nothing to undo", ...
+    duration_s: float = 0.0
+    error: str | None = None
+
+
+def step_table(reports: Sequence[StepReport]) -> list[str]:
+    """The Markdown table of ``reports`` (step, action, outcome, duration, error), one row each."""
+    return [
+        "| step 步骤 | action | outcome 结果 | duration | error |",
+        "|---|---|---|---:|---|",
+        *(
+            f"| {r.name} (`{r.step_id}`) | {r.action} | {r.outcome} | {r.duration_s:.2f} s | {r.error or ''} |"
+            for r in reports
+        ),
+    ]
 
 
 def execute_step(
@@ -76,7 +103,7 @@ def _recorded(
             status=StepStatus.FAILED,
             duration_s=time.monotonic() - started,
             output_tail=redact(str(exc)),
-            detail=getattr(exc, "detail", {}),
+            detail=exc.detail,
         )
         raise
     ctx.ledger.finish_step(
@@ -104,9 +131,5 @@ def _verify(ctx: StepContext, step: DataVerifyStep) -> dict[str, Any]:
         for table in result.tables:
             ctx.log(f"{step.id}: {table.describe()}")
     detail = {"tables": result.as_detail(), "rows": result.rows}
-    try:
-        result.raise_for_mismatch(f"step {step.id}")
-    except CutoverError as exc:
-        exc.detail = detail  # type: ignore[attr-defined]
-        raise
+    result.raise_for_mismatch(f"step {step.id}", detail=detail)
     return detail

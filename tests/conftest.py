@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.estate",
     "tests.fixtures.prefect_server",
     "tests.fixtures.httpapp",
+    "tests.fixtures.totp",
 ]

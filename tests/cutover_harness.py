@@ -14,11 +14,12 @@ from typing import TypeVar
 from prefect import flow
 
 from cutover import lifecycle
+from cutover.claims import claim
 from cutover.ledger import Ledger, LifecycleState, RunKind
 from cutover.runtime import register
 from cutover.settings import Settings
-from cutover.spec import Spec, load_spec
-from flows._claim import claim_run
+from cutover.spec import Spec
+from cutover.spec_loader import load_spec
 from flows._context import RunContext
 from flows._cut import cut_over
 
@@ -31,7 +32,7 @@ def signed_context(ledger: Ledger, spec: Spec, spec_path: Path, home: Path) -> R
     register(ledger, spec, actor="test")
     for state in SIGNED_PATH:
         lifecycle.transition(ledger, spec.system.id, state, actor="test", reason="test set-up")
-    run = claim_run(ledger, spec, RunKind.CUTOVER, flow_run_id=None, resume=False, actor="test")
+    run = claim(ledger, spec.system.id, RunKind.CUTOVER, flow_run_id=None, resume=False, actor="test").run
     return RunContext(
         spec=spec, spec_path=spec_path, ledger=ledger, run=run, actor="test", settings=Settings(home=home)
     )

@@ -9,7 +9,7 @@ import httpx
 from prefect import flow, get_client
 from prefect.artifacts import create_markdown_artifact
 
-from rollback.deployments import ensure_work_pool, find_rollback_deployment
+from flows.deployments import ensure_work_pool, find_rollback_deployment
 
 
 def test_the_hardened_server_refuses_a_client_without_credentials(prefect_server_auth: Any) -> None:

@@ -16,8 +16,9 @@ Public surface::
                   list_open_retention_windows  record_health(HealthProbe...)
                   consecutive_failures  health_history  record_stress_result  latest_stress_result
     ledger_of(session)                 the Ledger that opened a session
+    plain_json(value)                  a value as the ledger stores JSON (datetimes, enums made plain)
     alembic_config, migration_heads, upgrade, downgrade, current_revision   migrations
-    ORM rows: System PlanEntry CutoverRun StepExecution Report Signature Approver
+    ORM rows: System PlanEntry Run StepExecution Report Signature Approver
               RetentionWindow Lock HealthObservation StressResult AuditEvent AuditChainHead
     enums: LifecycleState Disposition RunKind RunState StepPhase StepStatus ReportKind Party
            Decision RetentionCloseReason ProbeStatus AuditOutcome
@@ -26,7 +27,7 @@ Methods taking ``session=`` join that transaction; otherwise each runs its own. 
 surface as :class:`cutover.errors.LedgerError`. The audit trail is written by :mod:`cutover.audit`.
 """
 
-from cutover.ledger._core import ledger_of
+from cutover.ledger._core import ledger_of, plain_json
 from cutover.ledger._engine import (
     alembic_config,
     current_revision,
@@ -54,12 +55,12 @@ from cutover.ledger._models import (
     AuditChainHead,
     AuditEvent,
     Base,
-    CutoverRun,
     HealthObservation,
     Lock,
     PlanEntry,
     Report,
     RetentionWindow,
+    Run,
     Signature,
     StepExecution,
     StressResult,
@@ -75,7 +76,6 @@ __all__ = [
     "AuditEvent",
     "AuditOutcome",
     "Base",
-    "CutoverRun",
     "Decision",
     "Disposition",
     "HealthObservation",
@@ -90,6 +90,7 @@ __all__ = [
     "ReportKind",
     "RetentionCloseReason",
     "RetentionWindow",
+    "Run",
     "RunKind",
     "RunState",
     "Signature",
@@ -105,5 +106,6 @@ __all__ = [
     "downgrade",
     "ledger_of",
     "migration_heads",
+    "plain_json",
     "upgrade",
 ]

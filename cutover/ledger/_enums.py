@@ -8,6 +8,23 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from cutover.spec import Disposition  # defined with the spec that declares it; stored here
+
+__all__ = [
+    "AuditOutcome",
+    "Decision",
+    "Disposition",
+    "LifecycleState",
+    "Party",
+    "ProbeStatus",
+    "ReportKind",
+    "RetentionCloseReason",
+    "RunKind",
+    "RunState",
+    "StepPhase",
+    "StepStatus",
+]
+
 
 class LifecycleState(StrEnum):
     """Where a system stands in the mandated sequence (see :mod:`cutover.lifecycle`)."""
@@ -23,15 +40,6 @@ class LifecycleState(StrEnum):
     DECOMMISSIONED = "decommissioned"
     COMPENSATED = "compensated"
     ROLLBACK_INCOMPLETE = "rollback_incomplete"
-
-
-class Disposition(StrEnum):
-    """What the plan does with a system (the notice's attachment 2)."""
-
-    MIGRATE = "migrate"
-    CONSOLIDATE = "consolidate"
-    RETIRE = "retire"
-    EXEMPT = "exempt"
 
 
 class RunKind(StrEnum):

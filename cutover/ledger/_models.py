@@ -82,8 +82,8 @@ class PlanEntry(Base):
     updated_at: Mapped[datetime]
 
 
-class CutoverRun(Base):
-    """One cutover, rollback or decommission run of one system."""
+class Run(Base):
+    """One run of one system: a cutover, a rollback or a decommission (table ``cutover_runs``)."""
 
     __tablename__ = "cutover_runs"
 

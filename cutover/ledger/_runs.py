@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from cutover.errors import LedgerError
 from cutover.ledger._core import LedgerCore, insert_unless_present, plain_json
 from cutover.ledger._enums import RunKind, RunState, StepPhase, StepStatus
-from cutover.ledger._models import CutoverRun, StepExecution
+from cutover.ledger._models import Run, StepExecution
 
 OUTPUT_TAIL_CHARS = 8_000
 
@@ -41,9 +41,9 @@ class RunsRepository(LedgerCore):
         flow_run_id: str | None = None,
         reverses_run_id: str | None = None,
         session: Session | None = None,
-    ) -> CutoverRun:
+    ) -> Run:
         """Record a new run in ``running`` (``run_id`` defaults to a fresh uuid4)."""
-        run = CutoverRun(
+        run = Run(
             id=run_id or str(uuid.uuid4()),
             system_id=system_id,
             kind=kind,
@@ -57,10 +57,10 @@ class RunsRepository(LedgerCore):
             s.flush()
         return run
 
-    def get_run(self, run_id: str, *, session: Session | None = None) -> CutoverRun | None:
+    def get_run(self, run_id: str, *, session: Session | None = None) -> Run | None:
         """The run, or None."""
         with self._tx(session) as s:
-            return s.get(CutoverRun, run_id)
+            return s.get(Run, run_id)
 
     def finish_run(
         self,
@@ -69,7 +69,7 @@ class RunsRepository(LedgerCore):
         *,
         note: str | None = None,
         session: Session | None = None,
-    ) -> CutoverRun:
+    ) -> Run:
         """Record the run's outcome; finishing it again with the same outcome is a no-op."""
         if state is RunState.RUNNING:
             raise LedgerError(f"run {run_id}: finish_run needs an outcome, not {state.value!r}")
@@ -85,19 +85,19 @@ class RunsRepository(LedgerCore):
             s.flush()
             return run
 
-    def running_run_for(self, system_id: str, *, kind: RunKind | None = None) -> CutoverRun | None:
+    def running_run_for(self, system_id: str, *, kind: RunKind | None = None) -> Run | None:
         """The system's most recently started run still ``running`` (optionally of ``kind``)."""
-        statement = sa.select(CutoverRun).where(CutoverRun.system_id == system_id, CutoverRun.state == RunState.RUNNING)
+        statement = sa.select(Run).where(Run.system_id == system_id, Run.state == RunState.RUNNING)
         if kind is not None:
-            statement = statement.where(CutoverRun.kind == kind)
+            statement = statement.where(Run.kind == kind)
         with self.session() as s:
-            return s.scalars(statement.order_by(CutoverRun.started_at.desc()).limit(1)).first()
+            return s.scalars(statement.order_by(Run.started_at.desc()).limit(1)).first()
 
-    def list_runs(self, system_id: str) -> list[CutoverRun]:
+    def list_runs(self, system_id: str) -> list[Run]:
         """Every run of the system, oldest first."""
-        statement = sa.select(CutoverRun).where(CutoverRun.system_id == system_id)
+        statement = sa.select(Run).where(Run.system_id == system_id)
         with self.session() as s:
-            return list(s.scalars(statement.order_by(CutoverRun.started_at)))
+            return list(s.scalars(statement.order_by(Run.started_at)))
 
     def begin_step(
         self,
@@ -176,8 +176,8 @@ class RunsRepository(LedgerCore):
             raise LedgerError(f"run {run_id} has no step {step_id!r} in the ledger; call begin_step first")
         return record
 
-    def _require_run(self, s: Session, run_id: str) -> CutoverRun:
-        run = s.get(CutoverRun, run_id)
+    def _require_run(self, s: Session, run_id: str) -> Run:
+        run = s.get(Run, run_id)
         if run is None:
             raise LedgerError(f"run {run_id} is not in the ledger; create it with create_run first")
         return run

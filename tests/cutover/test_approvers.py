@@ -10,23 +10,23 @@ from pathlib import Path
 import pyotp
 import pytest
 import typer
-from cryptography.fernet import Fernet
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
+from cli._signoff import approver_app, sign
 from cutover import _totp, audit
-from cutover._cli_signoff import approver_app, sign
 from cutover.approvers import enroll, verify_code
 from cutover.errors import ConfigurationError, SignatureInvalid
 from cutover.ledger import Ledger
 from cutover.settings import Settings, get_settings
+from tests.fixtures.totp import new_totp_key
 
 AT = datetime(2026, 11, 26, 10, 0, 7, tzinfo=UTC)
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path / "home", totp_key=SecretStr(Fernet.generate_key().decode()))
+def settings(tmp_path: Path, totp_key: str) -> Settings:
+    return Settings(home=tmp_path / "home", totp_key=SecretStr(totp_key))
 
 
 def _secret(uri: str) -> str:
@@ -98,7 +98,10 @@ def test_a_wrong_code_says_what_and_when_and_what_to_do(ledger: Ledger, settings
 def test_codes_typed_with_spaces_are_accepted(ledger: Ledger, settings: Settings) -> None:
     uri = enroll(ledger, "wang.li", "王丽", settings=settings).uri
     code = _code(uri, AT)
-    verify_code(ledger, "wang.li", f" {code[:3]} {code[3:]} ", at=AT, settings=settings)
+    step = verify_code(ledger, "wang.li", f" {code[:3]} {code[3:]} ", at=AT, settings=settings)
+    assert step == int(AT.timestamp()) // 30
+    with pytest.raises(SignatureInvalid, match="already used"):  # it was taken as that very code
+        verify_code(ledger, "wang.li", code, at=AT, settings=settings)
 
 
 def test_an_approver_who_never_enrolled_is_told_how_to_enroll(ledger: Ledger, settings: Settings) -> None:
@@ -117,7 +120,7 @@ def test_re_enrolling_replaces_the_secret(ledger: Ledger, settings: Settings) ->
 
 def test_a_changed_key_is_a_configuration_error_naming_the_approver(ledger: Ledger, settings: Settings) -> None:
     uri = enroll(ledger, "wang.li", "王丽", settings=settings).uri
-    other = Settings(home=settings.home, totp_key=SecretStr(Fernet.generate_key().decode()))
+    other = Settings(home=settings.home, totp_key=SecretStr(new_totp_key()))
     with pytest.raises(ConfigurationError, match=r"cannot decrypt the secret of approver 'wang\.li'"):
         verify_code(ledger, "wang.li", _code(uri, AT), at=AT, settings=other)
 

@@ -2,31 +2,49 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cutover import lifecycle
-from cutover.errors import StressTestFailed
+from cutover.claims import claim
+from cutover.errors import StressTestFailed, TrialRunNotOver
 from cutover.ledger import Ledger, LifecycleState, ReportKind, RunKind
 from cutover.runtime import register
 from cutover.settings import Settings
 from cutover.spec import Spec
 from demo.specs import demo_spec
-from flows._claim import claim_run
 from flows._context import RunContext
-from flows._test_platform import TrialRunNotOver
 from flows._test_platform import test_on_test_platform as run_stage
 from tests.cutover_harness import in_flow
 from tests.specbuilder import unique_id, write_spec
 
 
+@dataclass
+class MovableClock:
+    """UTC wall time plus an offset the test moves forward instead of sleeping."""
+
+    offset: timedelta = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance_to(self, moment: datetime) -> None:
+        self.offset += max(timedelta(0), moment - self())
+
+
 @pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    instance = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+def clock() -> MovableClock:
+    return MovableClock()
+
+
+@pytest.fixture
+def ledger(tmp_path: Path, clock: MovableClock) -> Iterator[Ledger]:
+    instance = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}", clock=clock)
     instance.migrate()
     yield instance
     instance.dispose()
@@ -42,7 +60,7 @@ def context(estate: Any, ledger: Ledger, tmp_path: Path, **platform: Any) -> Run
             data["test_platform"][key] = value
     spec = Spec.model_validate(data)
     register(ledger, spec, actor="test")
-    run = claim_run(ledger, spec, RunKind.CUTOVER, flow_run_id=None, resume=False, actor="test")
+    run = claim(ledger, spec.system.id, RunKind.CUTOVER, flow_run_id=None, resume=False, actor="test").run
     return RunContext(
         spec=spec,
         spec_path=write_spec(spec, tmp_path / "specs"),
@@ -78,14 +96,14 @@ def test_a_missed_threshold_stops_before_sign_off_and_the_lifecycle_stays(
 
 
 def test_the_report_waits_for_the_trial_run_period_and_counts_its_health_checks(
-    estate: Any, ledger: Ledger, tmp_path: Path, prefect_server: Any
+    estate: Any, ledger: Ledger, clock: MovableClock, tmp_path: Path, prefect_server: Any
 ) -> None:
-    rc = context(estate, ledger, tmp_path, thresholds={"min_rps": 1}, trial_run="4s")
+    rc = context(estate, ledger, tmp_path, thresholds={"min_rps": 1}, trial_run="7d")
     with pytest.raises(TrialRunNotOver) as waiting:
         in_flow(lambda: run_stage(rc))
     assert lifecycle.current_state(ledger, rc.system_id) is LifecycleState.TESTED
     assert ledger.latest_report(rc.system_id, ReportKind.TRIAL_RUN) is None
-    time.sleep(max(0.0, (waiting.value.until - ledger.now()).total_seconds()) + 0.2)
+    clock.advance_to(waiting.value.until)
     report = in_flow(lambda: run_stage(rc))
     assert lifecycle.current_state(ledger, rc.system_id) is LifecycleState.REPORT_READY
     assert "试运行" in report.content

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -18,7 +17,7 @@ from cutover.spec import Spec
 from demo.estate import Estate
 from flows._watch_ready import Readiness
 from flows._watch_sweep import SweepReport, WatchHooks, WatchState, sweep_once
-from rollback._run import run_rollback
+from rollback import run_rollback
 from tests.rollback._retained import cut_over_for_real, estate_spec, retained_on_paper, whoami
 
 FAST_WATCH = {"months": 3, "watch": {"interval": "0.2s", "failures_to_rollback": 3}}
@@ -43,15 +42,28 @@ class Recorder:
         return "recorded"
 
 
+@dataclass
+class SweepClock:
+    """The sweeps' monotonic clock, moved by the test instead of waiting for wall time to pass."""
+
+    now: float = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def _sweeps(
     ledger: Ledger, spec: Spec, hooks: WatchHooks, state: WatchState, settings: Settings, n: int, before: Any = None
 ) -> list[SweepReport]:
+    """``n`` sweeps, each one watch interval after the last on the sweeps' clock."""
+    clock = SweepClock()
     reports = []
     for i in range(n):
         if before is not None:
             before(i)
-        reports.append(asyncio.run(sweep_once(ledger, {spec.system.id: spec}, hooks, state, settings=settings)))
-        time.sleep(spec.retention.watch.interval.total_seconds())
+        sweep = sweep_once(ledger, {spec.system.id: spec}, hooks, state, settings=settings, clock=clock)
+        reports.append(asyncio.run(sweep))
+        clock.now += spec.retention.watch.interval.total_seconds()
     return reports
 
 

@@ -2,7 +2,7 @@
 
 ``cut_over_for_real`` runs the demo spec's cutover steps on the estate (freeze legacy, copy the
 data to the cloud copy, verify, route the gateway to cloud) and opens the retention window, as
-``flows._cut.conclude`` does. ``retained_on_paper`` only writes the ledger rows (no host is
+``flows._cut.record_and_open_retention`` does. ``retained_on_paper`` only writes the ledger rows (no host is
 touched), for tests of refusals and of the decommission rules.
 """
 
@@ -27,7 +27,7 @@ from cutover.settings import Settings
 from cutover.spec import Spec
 from demo.estate import Estate
 from demo.specs import demo_spec
-from rollback.saga import SagaState, run_saga
+from flows._saga import SagaState, run_saga
 from tasks.ssh import StepContext, close_connections, pool_for
 
 _TO_CUTTING_OVER = [

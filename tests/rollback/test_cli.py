@@ -9,8 +9,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from cli._retention import decommission, rollback
 from cutover import lifecycle
-from cutover._cli_retention import decommission, rollback
 from cutover.ledger import Ledger, LifecycleState, RetentionCloseReason
 from cutover.settings import Settings, get_settings
 from demo.estate import Estate

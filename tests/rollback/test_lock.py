@@ -12,7 +12,7 @@ from cutover.errors import ConcurrencyRefused, CutoverError, RetentionError
 from cutover.ledger import Ledger, LifecycleState, RetentionCloseReason, RunKind
 from cutover.settings import Settings
 from demo.estate import Estate
-from rollback._run import RollbackOutcome, RollbackState, run_rollback
+from rollback import RollbackOutcome, RollbackState, run_rollback
 from tests.rollback._retained import cut_over_for_real, estate_spec, retained_on_paper, whoami
 
 

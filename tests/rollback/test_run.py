@@ -9,7 +9,7 @@ from cutover.ledger import Ledger, LifecycleState, RunKind, RunState, StepStatus
 from cutover.lifecycle import current_state
 from cutover.settings import Settings
 from demo.estate import Estate
-from rollback._run import RollbackState, run_rollback
+from rollback import RollbackState, run_rollback
 from tests.rollback._retained import (
     cut_over_for_real,
     estate_spec,

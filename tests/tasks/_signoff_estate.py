@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,9 +15,8 @@ from uuid import UUID
 
 import pytest
 import yaml
-from cryptography.fernet import Fernet
 from prefect import get_client
-from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.exceptions import PrefectHTTPStatusError
 from pydantic import SecretStr
 
@@ -25,13 +24,16 @@ from cutover.approvers import code_for, enroll
 from cutover.ledger import Ledger, ReportKind, RunKind
 from cutover.lifecycle import register_system
 from cutover.settings import Settings
-from cutover.spec import Spec, load_spec
+from cutover.spec import Spec
+from cutover.spec_loader import load_spec
+from tests._polling import wait_until
 from tests.fixtures.prefect_server import (
     REPO_ROOT,
     PrefectServer,
     kill_group,
     serve_in_subprocess,
     wait_for_deployment,
+    wait_for_final_run,
 )
 
 EXAMPLE_SPEC = REPO_ROOT / "cutover_specs" / "hrss-social-insurance.yaml"
@@ -184,33 +186,18 @@ def read_run(flow_run_id: UUID) -> FlowRun:
         return client.read_flow_run(flow_run_id)
 
 
-def wait_until(flow_run_id: UUID, done: Callable[[FlowRun], bool], what: str, timeout_s: float = 25.0) -> FlowRun:
-    """Poll the run until ``done(run)``; fail naming ``what`` and the last state."""
-    deadline = time.monotonic() + timeout_s
-    run = read_run(flow_run_id)
-    while time.monotonic() < deadline:
-        run = read_run(flow_run_id)
-        if done(run):
-            return run
-        time.sleep(0.2)
-    state = run.state
-    pytest.fail(
-        f"flow run {flow_run_id} did not reach {what} in {timeout_s:.0f} s; last state: "
-        f"{state.type if state else None} {state.name if state else ''} {state.message if state else ''}"
-    )
-
-
 def wait_for_form(flow_run_id: UUID, n: int, timeout_s: float = 25.0) -> FlowRun:
     """Wait until the run is suspended on the n-th sign-off form."""
 
-    def suspended_on_n(run: FlowRun) -> bool:
-        state = run.state
-        if state is not None and state.is_final():
+    def suspended_on_n(state: State) -> bool:
+        if state.is_final():
             pytest.fail(f"flow run ended {state.type.value} ({state.message}) instead of asking form {n}")
-        paused = bool(state and state.type == StateType.PAUSED and state.state_details.pause_key == form_key(n))
+        paused = state.type == StateType.PAUSED and state.state_details.pause_key == form_key(n)
         return paused and form_ready(flow_run_id, n)
 
-    return wait_until(flow_run_id, suspended_on_n, f"form {form_key(n)}", timeout_s)
+    what = f"flow run {flow_run_id} to ask form {form_key(n)}"
+    wait_until(lambda: read_run(flow_run_id).state, ready=suspended_on_n, what=what, timeout_s=timeout_s)
+    return read_run(flow_run_id)
 
 
 def form_ready(flow_run_id: UUID, n: int) -> bool:
@@ -227,9 +214,4 @@ def form_ready(flow_run_id: UUID, n: int) -> bool:
 
 def wait_final(flow_run_id: UUID, timeout_s: float = 25.0) -> FlowRun:
     """Wait until the run is in a final state."""
-    return wait_until(flow_run_id, lambda run: bool(run.state and run.state.is_final()), "a final state", timeout_s)
-
-
-def new_totp_key() -> str:
-    """A Fernet key for one test session."""
-    return Fernet.generate_key().decode()
+    return wait_for_final_run(flow_run_id, timeout_s=timeout_s)

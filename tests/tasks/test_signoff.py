@@ -22,16 +22,25 @@ from prefect.flow_runs import resume_flow_run
 from cutover import audit
 from cutover.approvers import verify_code
 from cutover.errors import SignatureInvalid, SignOffError
-from cutover.ledger import AuditOutcome, Decision, Party
+from cutover.ledger import AuditOutcome, Decision, Party, ReportKind
 from cutover.spec import Approver, Spec
 from tasks._signoff_text import FormContext, SignedLine
-from tasks.signoff import SignatureRecord, SignOffInput, check_signature, collect_signoff, signoff_description
+from tasks.signoff import (
+    ShownForm,
+    SignatureCheck,
+    SignatureRecord,
+    SignOffInput,
+    SignOffRequest,
+    check_signature,
+    collect_signoff,
+    signoff_description,
+)
+from tests._polling import wait_until
 from tests.fixtures.prefect_server import PrefectServer
 from tests.tasks._signoff_estate import (
     Estate,
     form_key,
     make_estate,
-    new_totp_key,
     served_deployment,
     sqlite_copy,
     start_run,
@@ -40,12 +49,6 @@ from tests.tasks._signoff_estate import (
 )
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture(scope="session")
-def totp_key() -> str:
-    """The Fernet key encrypting TOTP secrets in this session (tests and runner share it)."""
-    return new_totp_key()
 
 
 # =================================================================== the checks, without Prefect
@@ -66,17 +69,17 @@ def _check(
     report_digest: str | None = None,
 ) -> SignatureRecord:
     current = estate.report_digest()
-    return check_signature(
-        spec or estate.spec,
-        estate.ledger,
-        SignOffInput(**submitted),
-        report_digest=report_digest or current,
+    shown_spec = spec or estate.spec
+    check = SignatureCheck(
+        spec=shown_spec,
+        submitted=SignOffInput(**submitted),
+        shown=ShownForm(ReportKind.TRIAL_RUN, report_digest or current, shown_spec.digest()),
         current_report_digest=current,
-        current_spec_digest=(spec or estate.spec).digest(),
+        current_spec_digest=shown_spec.digest(),
         other_signatures=others or [],
         now=datetime.now(UTC),
-        settings=estate.settings,
     )
+    return check_signature(estate.ledger, check, settings=estate.settings)
 
 
 def test_a_valid_signature_is_recorded_in_the_ledger_and_the_audit_chain(estate: Estate) -> None:
@@ -217,8 +220,12 @@ def test_two_approvers_sign_and_the_flow_continues(
     wait_for_form(run, 2)
     started = time.monotonic()
     _sign(run, estate, estate.cloud)
-    while len(estate.ledger.signatures_for(estate.system_id)) < 2 and time.monotonic() - started < 20:
-        time.sleep(0.05)
+    wait_until(
+        lambda: len(estate.ledger.signatures_for(estate.system_id)) >= 2,
+        what="both signatures in the ledger",
+        timeout_s=20,
+        interval_s=0.05,
+    )
     checked = time.monotonic() - started
     final = wait_final(run)
     completed = time.monotonic() - started
@@ -372,13 +379,10 @@ def test_empty_or_forged_input_never_proceeds(served: tuple[str, Estate], prefec
 
 def test_collect_signoff_outside_a_flow_run_says_where_to_call_it(estate: Estate) -> None:
     with pytest.raises(SignOffError, match="outside a flow run"):
-        collect_signoff(
-            estate.spec,
-            estate.ledger,
-            report_digest=estate.report_digest(),
-            report_link="",
-            deadline=datetime.now(UTC) + timedelta(hours=1),
+        request = SignOffRequest(
+            estate.spec, ReportKind.TRIAL_RUN, estate.report_digest(), "", datetime.now(UTC) + timedelta(hours=1)
         )
+        collect_signoff(estate.ledger, request)
 
 
 def test_an_approver_signs_from_the_terminal_with_cutover_sign(
@@ -386,7 +390,7 @@ def test_an_approver_signs_from_the_terminal_with_cutover_sign(
 ) -> None:
     from typer.testing import CliRunner
 
-    from cutover import cli
+    import cli
     from cutover.settings import get_settings
 
     deployment, estate = served
@@ -397,7 +401,7 @@ def test_an_approver_signs_from_the_terminal_with_cutover_sign(
         monkeypatch.setenv("CUTOVER_TOTP_KEY", estate.settings.totp_key.get_secret_value())
     monkeypatch.setenv("CUTOVER_HOME", str(estate.settings.home))
     get_settings.cache_clear()
-    cli._register_cli_modules()
+    cli.register_commands()
     code = estate.phone.code(estate.department)
     result = CliRunner().invoke(
         cli.app,

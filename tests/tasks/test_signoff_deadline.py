@@ -21,13 +21,13 @@ from prefect.types.entrypoint import EntrypointType
 from cutover import audit
 from cutover.ledger import AuditOutcome
 from flows._signoff_demo import signoff_demo
-from rollback.deployments import ensure_work_pool
-from tasks._signoff_deadline import WAKEUP_APPROVER, wakeup_input
+from flows.deployments import ensure_work_pool
+from tasks._signoff_deadline import WAKEUP_APPROVER
+from tasks.signoff import wakeup_input
 from tests.fixtures.prefect_server import PrefectServer, kill_group, start_cutover_worker
 from tests.tasks._signoff_estate import (
     Estate,
     make_estate,
-    new_totp_key,
     sqlite_copy,
     start_run,
     wait_final,
@@ -37,20 +37,15 @@ from tests.tasks._signoff_estate import (
 pytestmark = pytest.mark.timeout(180)
 
 
-@pytest.fixture(scope="module")
-def module_totp_key() -> str:
-    return new_totp_key()
-
-
 @pytest.fixture
-def pooled_deployment(prefect_server: PrefectServer, module_totp_key: str, tmp_path: Path) -> Iterator[UUID]:
+def pooled_deployment(prefect_server: PrefectServer, totp_key: str, tmp_path: Path) -> Iterator[UUID]:
     """The signoff-demo flow deployed on a pool of its own, with a cutover worker polling it."""
     pool = f"deadline-test-{uuid.uuid4().hex[:6]}"
     ensure_work_pool(pool)
     deployment = signoff_demo.to_deployment(name=pool, entrypoint_type=EntrypointType.MODULE_PATH)
     assert isinstance(deployment, RunnerDeployment)
     deployment_id = deployment.apply(work_pool_name=pool)
-    env = {**prefect_server.client_env(), "CUTOVER_TOTP_KEY": module_totp_key, "CUTOVER_HOME": str(tmp_path / "home")}
+    env = {**prefect_server.client_env(), "CUTOVER_TOTP_KEY": totp_key, "CUTOVER_HOME": str(tmp_path / "home")}
     worker = start_cutover_worker(pool, env, tmp_path / "worker.log")
     try:
         yield deployment_id
@@ -59,8 +54,8 @@ def pooled_deployment(prefect_server: PrefectServer, module_totp_key: str, tmp_p
 
 
 @pytest.fixture
-def estate(tmp_path: Path, sqlite_template: Path, module_totp_key: str) -> Iterator[Estate]:
-    built = make_estate(tmp_path, sqlite_copy(tmp_path, sqlite_template), module_totp_key)
+def estate(tmp_path: Path, sqlite_template: Path, totp_key: str) -> Iterator[Estate]:
+    built = make_estate(tmp_path, sqlite_copy(tmp_path, sqlite_template), totp_key)
     yield built
     built.ledger.dispose()
 

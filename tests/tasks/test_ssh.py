@@ -20,10 +20,11 @@ from cutover.errors import (
     HostKeyRefused,
     HostUnreachable,
 )
-from cutover.ledger import CutoverRun, Ledger, RunKind, StepStatus
+from cutover.ledger import Ledger, Run, RunKind, StepStatus
 from cutover.settings import Settings
 from cutover.spec import Spec, SshStep
 from tasks.ssh import ConnectionPool, StepContext, fan_out, run_ssh_step
+from tests._polling import wait_until
 from tests.specbuilder import spec_for
 
 SECRET_VALUE = "s3cr3t-Tok3n-" + uuid.uuid4().hex[:6]
@@ -52,7 +53,7 @@ def context(
     lifecycle.register_system(
         ledger, system_id=spec.system.id, name="t", department="d", disposition="migrate", actor="test"
     )
-    run: CutoverRun = ledger.create_run(spec.system.id, RunKind.CUTOVER)
+    run: Run = ledger.create_run(spec.system.id, RunKind.CUTOVER)
     settings = Settings(home=tmp_path / "home", known_hosts_file=tmp_path / "known_hosts")
     return StepContext(
         spec=spec,
@@ -188,10 +189,7 @@ def test_a_command_past_its_deadline_is_killed_on_the_host(
     nap = f"{40 + uuid.uuid4().int % 1000 / 1000:.3f}"
     with pytest.raises(CommandTimedOut, match=r"step s1 on host legacy passed its 1 s deadline and was killed"):
         run_ssh_step(ctx, step("legacy", "sleep", nap, timeout="1s"), "legacy")
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and _running(f"sleep {nap}"):
-        time.sleep(0.1)
-    assert not _running(f"sleep {nap}")
+    wait_until(lambda: not _running(f"sleep {nap}"), what=f"`sleep {nap}` to be killed", timeout_s=5, interval_s=0.1)
 
 
 def _running(pattern: str) -> bool:

@@ -20,7 +20,6 @@ from tests.fixtures.prefect_server import REPO_ROOT, PrefectServer
 from tests.tasks._signoff_estate import (
     Estate,
     make_estate,
-    new_totp_key,
     served_deployment,
     sqlite_copy,
     start_run,
@@ -46,15 +45,10 @@ if CHROMIUM.exists():
 
 
 @pytest.fixture(scope="module")
-def ui_totp_key() -> str:
-    return new_totp_key()
-
-
-@pytest.fixture(scope="module")
 def ui_deployment(
-    prefect_server_session: PrefectServer, ui_totp_key: str, tmp_path_factory: pytest.TempPathFactory
+    prefect_server_session: PrefectServer, totp_key: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    yield from served_deployment(prefect_server_session, ui_totp_key, tmp_path_factory.mktemp("ui-runner"))
+    yield from served_deployment(prefect_server_session, totp_key, tmp_path_factory.mktemp("ui-runner"))
 
 
 @pytest.fixture
@@ -99,9 +93,9 @@ def test_both_parties_sign_in_the_v2_ui_and_the_run_resumes(
     browser: Browser,
     tmp_path: Path,
     sqlite_template: Path,
-    ui_totp_key: str,
+    totp_key: str,
 ) -> None:
-    estate = make_estate(tmp_path, sqlite_copy(tmp_path, sqlite_template), ui_totp_key)
+    estate = make_estate(tmp_path, sqlite_copy(tmp_path, sqlite_template), totp_key)
     run = start_run(ui_deployment, estate.parameters())
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
 

@@ -1,29 +1,26 @@
-"""One-click rollback through its Prefect deployment, run by a cutover worker (rollback/deployments.py)."""
+"""One-click rollback through its Prefect deployment, run by a cutover worker (flows/deployments.py)."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from uuid import UUID
 
 import pytest
 from prefect import get_client
-from prefect.client.schemas.objects import FlowRun
 
 from cutover.ledger import Ledger, LifecycleState, RunKind
 from cutover.lifecycle import current_state
 from cutover.settings import Settings
 from demo.estate import Estate
 from demo.specs import secret_env
-from rollback.deployments import (
+from flows.deployments import (
     ensure_rollback_deployment,
     find_rollback_deployment,
     remove_rollback_deployment,
 )
-from rollback.flow import REFUSED
-from tests.fixtures.prefect_server import PrefectServer, kill_group, start_cutover_worker
+from flows.rollback import REFUSED
+from tests.fixtures.prefect_server import PrefectServer, kill_group, start_cutover_worker, wait_for_final_run
 from tests.rollback._retained import cut_over_for_real, estate_spec, pay_through_gateway, payment_ids, whoami
 from tests.specbuilder import write_spec
 
@@ -51,17 +48,6 @@ def worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
         kill_group(process)
 
 
-def _wait_final(flow_run_id: UUID, timeout_s: float = 60.0) -> FlowRun:
-    deadline = time.monotonic() + timeout_s
-    with get_client(sync_client=True) as client:
-        while time.monotonic() < deadline:
-            run = client.read_flow_run(flow_run_id)
-            if run.state is not None and run.state.is_final():
-                return run
-            time.sleep(0.25)
-    pytest.fail(f"flow run {flow_run_id} did not finish within {timeout_s:.0f} s (state {run.state})")
-
-
 @pytest.mark.slow
 def test_one_click_on_the_deployment_rolls_back_and_a_double_click_is_refused(
     clean_estate: Estate,
@@ -87,7 +73,7 @@ def test_one_click_on_the_deployment_rolls_back_and_a_double_click_is_refused(
         assert deployment.global_concurrency_limit is not None and deployment.global_concurrency_limit.limit == 1
         clicks = [client.create_flow_run_from_deployment(deployment_id).id for _ in range(2)]
 
-    runs = [_wait_final(flow_run_id) for flow_run_id in clicks]
+    runs = [wait_for_final_run(flow_run_id) for flow_run_id in clicks]
 
     names = sorted(run.state.name for run in runs if run.state is not None)
     assert names == ["Completed", REFUSED], [(r.state.name, r.state.message) for r in runs if r.state]

@@ -1,6 +1,6 @@
 """A warm flow-run process: imports the heavy libraries, then waits for one flow run to execute.
 
-The cutover worker (:mod:`cutover.worker`) keeps one of these started ahead of time. A new Python
+The cutover worker (:mod:`worker`) keeps one of these started ahead of time. A new Python
 process spends 4-6 s importing Prefect, SQLAlchemy, paramiko and cryptography before a flow run's
 first line; this one has done that while idle. When a run arrives the worker writes one JSON line
 to its stdin — ``{"cwd": ..., "env": {...}, "quiet": false}`` — and the process becomes exactly what

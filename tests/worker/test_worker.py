@@ -1,4 +1,4 @@
-"""The cutover worker: flow runs start in warm, pre-imported processes (cutover/worker.py)."""
+"""The cutover worker: flow runs start in warm, pre-imported processes (worker/__init__.py)."""
 
 from __future__ import annotations
 
@@ -6,30 +6,36 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from uuid import UUID
 
 import anyio
 import pytest
 from prefect import get_client
-from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.deployments.runner import RunnerDeployment
 from prefect.states import Cancelling
 from prefect.types.entrypoint import EntrypointType
 
-from cutover._warm import WarmProcess, WarmProcesses, zygote_command
-from cutover._zygote import PRELOAD
-from cutover.worker import WORKER_TYPE
-from rollback.deployments import ensure_work_pool
-from tests.fixtures.prefect_server import REPO_ROOT, PrefectServer, kill_group, start_cutover_worker, wait_for_worker
+from flows.deployments import ensure_work_pool
+from tests._polling import wait_until
+from tests.fixtures.prefect_server import (
+    REPO_ROOT,
+    PrefectServer,
+    kill_group,
+    start_cutover_worker,
+    wait_for_final_run,
+    wait_for_worker,
+)
 from tests.fixtures.probe_flow import probe
+from worker import WORKER_TYPE
+from worker._warm import WarmProcess, WarmProcesses, zygote_command
+from worker._zygote import PRELOAD
 
 OWN_PACKAGES = {"cutover", "tasks", "flows", "rollback", "demo", "loadtests", "tests"}
-FLOW_MODULES = ["flows.cutover", "flows.watch", "flows.decommission", "rollback.flow"]
+FLOW_MODULES = ["flows.cutover", "flows.watch", "flows.decommission", "flows.rollback"]
 
 
 def test_the_preload_covers_every_third_party_library_the_flows_import() -> None:
@@ -46,12 +52,12 @@ def test_the_preload_covers_every_third_party_library_the_flows_import() -> None
         for name in loaded.stdout.split()
         if (top := name.split(".")[0]) not in OWN_PACKAGES and top not in sys.stdlib_module_names and top[0] != "_"
     }
-    assert third_party == set(), f"add these to cutover._zygote.PRELOAD: {sorted(third_party)}"
+    assert third_party == set(), f"add these to worker._zygote.PRELOAD: {sorted(third_party)}"
 
 
 def test_a_warm_process_told_nothing_exits_cleanly() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "cutover._zygote"], input="", capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "worker._zygote"], input="", capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
 
@@ -150,12 +156,7 @@ def warm_worker(prefect_server: PrefectServer, probe_module: Path, tmp_path: Pat
 def _run_probe(deployment_id: UUID, out: Path) -> tuple[FlowRun, dict[str, object]]:
     with get_client(sync_client=True) as client:
         run = client.create_flow_run_from_deployment(deployment_id, parameters={"out": str(out)})
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            run = client.read_flow_run(run.id)
-            if run.state is not None and run.state.is_final():
-                break
-            time.sleep(0.2)
+    run = wait_for_final_run(run.id)
     assert run.state is not None and run.state.is_completed(), run.state
     return run, json.loads(out.read_text(encoding="utf-8"))
 
@@ -187,27 +188,12 @@ def test_a_run_in_a_warm_process_is_cancelled_from_the_api_and_its_process_ends(
     out = tmp_path / "long.json"
     with get_client(sync_client=True) as client:
         run = client.create_flow_run_from_deployment(deployment_id, parameters={"out": str(out), "sleep_s": 120})
-        _wait_for(lambda: out.exists(), "the long run to start")
+        wait_until(out.exists, what="the long run to start", timeout_s=60)
         client.set_flow_run_state(run.id, state=Cancelling(message="cancelled by the test"))
-        _wait_for(lambda: _final(client, run.id), "the run to be cancelled")
-        final = client.read_flow_run(run.id)
+    final = wait_for_final_run(run.id)
     assert final.state is not None and final.state.type == StateType.CANCELLED, final.state
     pid = json.loads(out.read_text(encoding="utf-8"))["pid"]
-    _wait_for(lambda: not Path(f"/proc/{pid}").exists(), f"process {pid} to end")
-
-
-def _final(client: SyncPrefectClient, flow_run_id: UUID) -> bool:
-    state = client.read_flow_run(flow_run_id).state
-    return state is not None and state.is_final()
-
-
-def _wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
+    wait_until(lambda: not Path(f"/proc/{pid}").exists(), what=f"process {pid} to end", timeout_s=60)
 
 
 def test_the_work_pool_is_created_with_the_cutover_worker_type(prefect_server: PrefectServer) -> None:

@@ -9,7 +9,7 @@ import pytest
 from openpyxl import load_workbook
 from typer.testing import CliRunner
 
-from cutover import cli
+import cli
 from cutover.plan import HEADERS, TITLE
 from cutover.settings import get_settings
 
@@ -31,7 +31,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def invoke(*args: str) -> tuple[int, str]:
-    cli._register_cli_modules()
+    cli.register_commands()
     result = runner.invoke(cli.app, list(args))
     return result.exit_code, result.output
 

@@ -1,6 +1,6 @@
 """CLI commands of the retention stage: ``cutover rollback SYSTEM`` and ``cutover decommission SYSTEM``.
 
-Registered by :mod:`cutover.cli` (``app.command()(rollback)``, ``app.command()(decommission)``).
+Registered by :mod:`cli.app` (``app.command()(rollback)``, ``app.command()(decommission)``).
 Both start the same flows the Prefect UI starts, through their deployments, and print the run's
 URL; ``rollback`` without a Prefect server (or without the system's rollback deployment) runs
 the rollback in this process instead.
@@ -16,7 +16,7 @@ from uuid import UUID
 import httpx
 import typer
 
-from cutover._console import ExitCode, console, err_console, fail
+from cli._console import ExitCode, console, err_console, fail
 from cutover.errors import ConcurrencyRefused, ConfigurationError, LedgerError, RetentionError
 from cutover.ledger import Ledger
 
@@ -37,7 +37,7 @@ def rollback(
         return
     from prefect import get_client
 
-    from rollback.deployments import flow_run_url
+    from flows.deployments import flow_run_url
 
     with get_client(sync_client=True) as client:
         run = client.create_flow_run_from_deployment(
@@ -59,7 +59,7 @@ def decommission(system: Annotated[str, typer.Argument(help="The system id, as i
         fail(str(exc), ExitCode.REFUSED)
     from prefect import get_client
 
-    from rollback.deployments import ensure_decommission_deployment, flow_run_url
+    from flows.deployments import ensure_decommission_deployment, flow_run_url
 
     deployment_id = ensure_decommission_deployment()
     with get_client(sync_client=True) as client:
@@ -67,7 +67,7 @@ def decommission(system: Annotated[str, typer.Argument(help="The system id, as i
     console.print(
         f"decommission of {system} started: {flow_run_url(run.id)}\n"
         f"It waits for both parties to sign the decommission report: open the run (menu ⋮ → Resume) "
-        f"or run `cutover sign {system} --as <approver id>`. A worker must serve the pool (see rollback/deployments.py)."
+        f"or run `cutover sign {system} --as <approver id>`. A worker must serve the pool (see flows/deployments.py)."
     )
 
 
@@ -76,7 +76,7 @@ def _rollback_deployment(system: str) -> UUID | None:
 
     if not PREFECT_API_URL.value():
         return None
-    from rollback.deployments import find_rollback_deployment
+    from flows.deployments import find_rollback_deployment
 
     try:
         return find_rollback_deployment(system)
@@ -87,7 +87,7 @@ def _rollback_deployment(system: str) -> UUID | None:
 
 def _rollback_here(system: str) -> None:
     from cutover.runtime import find_spec
-    from rollback._run import RollbackState, run_rollback
+    from rollback import RollbackState, run_rollback
 
     try:
         _, spec = find_spec(system)
@@ -104,7 +104,7 @@ def _rollback_here(system: str) -> None:
 def _report_flow_run(flow_run_id: UUID, system: str) -> None:
     from prefect import get_client
 
-    from rollback.flow import REFUSED
+    from flows.rollback import REFUSED
 
     deadline = time.monotonic() + _WAIT_LIMIT_S
     with get_client(sync_client=True) as client:

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,13 +14,14 @@ import httpx
 import pytest
 
 from cutover import audit, lifecycle
+from cutover.claims import claim
 from cutover.errors import ConcurrencyRefused
 from cutover.ledger import Ledger, LifecycleState, RunKind, StepStatus
 from cutover.spec import Spec
 from demo.specs import demo_spec, secret_env
-from flows._claim import claim_run
-from flows._cut import conclude, cut_over
-from rollback.saga import SagaState
+from flows._cut import cut_over, record_and_open_retention
+from flows._saga import SagaState
+from tests._polling import wait_until
 from tests.cutover_harness import in_flow, resumed_context, signed_context
 from tests.specbuilder import unique_id, write_spec
 
@@ -71,7 +71,7 @@ def test_the_happy_path_moves_traffic_to_the_cloud_and_opens_a_three_month_windo
     ledger, _ = ledger_file
     spec = spec_with(estate_env)
     rc = signed_context(ledger, spec, write_spec(spec, tmp_path / "specs"), tmp_path / "home")
-    outcome, ends = in_flow(lambda: (o := cut_over(rc), conclude(rc, o)))
+    outcome, ends = in_flow(lambda: (o := cut_over(rc), record_and_open_retention(rc, o)))
     assert outcome.state is SagaState.SUCCEEDED, outcome.summary()
     assert whoami(estate_env) == "cloud"
     assert lifecycle.current_state(ledger, spec.system.id) is LifecycleState.RETAINED
@@ -89,7 +89,7 @@ def test_a_failure_at_step_k_undoes_the_steps_before_it_last_first(
     before = rows(estate_env, "legacy")
     spec = spec_with(estate_env, **{"switch-traffic": {"run": ["route", "nowhere"]}})
     rc = signed_context(ledger, spec, write_spec(spec, tmp_path / "specs"), tmp_path / "home")
-    outcome, _ = in_flow(lambda: (o := cut_over(rc), conclude(rc, o)))
+    outcome, _ = in_flow(lambda: (o := cut_over(rc), record_and_open_retention(rc, o)))
     assert outcome.state is SagaState.COMPENSATED and outcome.failed_step == "switch-traffic"
     undo = [(s.step_id, s.action, s.outcome) for s in outcome.steps if s.action != "run"]
     assert undo == [
@@ -111,7 +111,7 @@ def test_a_failing_undo_ends_rollback_incomplete_naming_what_is_left(
     ledger, _ = ledger_file
     spec = spec_with(estate_env, freeze={"undo": ["false"]}, **{"switch-traffic": {"run": ["route", "nowhere"]}})
     rc = signed_context(ledger, spec, write_spec(spec, tmp_path / "specs"), tmp_path / "home")
-    outcome, _ = in_flow(lambda: (o := cut_over(rc), conclude(rc, o)))
+    outcome, _ = in_flow(lambda: (o := cut_over(rc), record_and_open_retention(rc, o)))
     assert outcome.state is SagaState.INCOMPLETE
     assert (
         len(outcome.remaining) == 1
@@ -145,8 +145,8 @@ def test_a_second_cutover_of_the_same_system_is_refused_with_the_running_ones_id
     spec = spec_with(estate_env)
     rc = signed_context(ledger, spec, write_spec(spec, tmp_path / "specs"), tmp_path / "home")
     with pytest.raises(ConcurrencyRefused, match=f"already running: run {rc.run.id}.*resume=true"):
-        claim_run(ledger, spec, RunKind.CUTOVER, flow_run_id="another", resume=False, actor="test")
-    taken = claim_run(ledger, spec, RunKind.CUTOVER, flow_run_id="another", resume=True, actor="test")
+        claim(ledger, spec.system.id, RunKind.CUTOVER, flow_run_id="another", resume=False, actor="test")
+    taken = claim(ledger, spec.system.id, RunKind.CUTOVER, flow_run_id="another", resume=True, actor="test").run
     assert taken.id == rc.run.id
 
 
@@ -196,7 +196,12 @@ def test_a_worker_killed_mid_cutover_resumes_from_the_ledger_without_repeating_a
         start_new_session=True,
     )
     try:
-        _wait_for(lambda: f"{tag}-two" in calls_log.read_text(), 30)
+        wait_until(
+            lambda: calls_log.exists() and f"{tag}-two" in calls_log.read_text(),
+            what=f"step two ({tag}-two) to start on legacy",
+            timeout_s=30,
+            interval_s=0.1,
+        )
     finally:
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait()
@@ -206,18 +211,6 @@ def test_a_worker_killed_mid_cutover_resumes_from_the_ledger_without_repeating_a
     text = calls_log.read_text()
     assert [text.count(f"{tag}-{name}\t") for name in ("one", "two", "three")] == [1, 1, 1]
     assert ledger.get_step(rc.run.id, "two").detail["reconciled"].startswith("check passed")  # type: ignore[union-attr]
-
-
-def _wait_for(condition: Any, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return
-        except FileNotFoundError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.fixture(scope="module")
@@ -250,7 +243,7 @@ def test_the_happy_path_on_postgresql_copies_verifies_and_switches(
     assert pay(pg_estate.app_url("legacy")).status_code == 201  # the final sync must carry it
     spec = spec_with(pg_estate)
     rc = signed_context(ledger, spec, write_spec(spec, tmp_path / "specs"), tmp_path / "home")
-    outcome, ends = in_flow(lambda: (o := cut_over(rc), conclude(rc, o)))
+    outcome, ends = in_flow(lambda: (o := cut_over(rc), record_and_open_retention(rc, o)))
     assert outcome.state is SagaState.SUCCEEDED, outcome.summary()
     assert ends is not None and whoami(pg_estate) == "cloud"
     verify = ledger.get_step(rc.run.id, "verify-rows")

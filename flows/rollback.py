@@ -23,9 +23,11 @@ from cutover.errors import ConcurrencyRefused, RetentionError, RollbackIncomplet
 from cutover.runtime import find_spec, open_ledger
 from cutover.secrets import redact
 from flows._context import current_flow_run_id, run_logger
-from rollback._run import RollbackOutcome, RollbackState, run_rollback
+from rollback import RollbackOutcome, RollbackState, run_rollback
+from tasks.report import artifact_key
+from tasks.steps import step_table
 
-__all__ = ["REFUSED", "artifact_key", "publish_outcome", "rollback_flow"]
+__all__ = ["REFUSED", "publish_outcome", "report_key", "rollback_flow"]
 
 #: The name of the (Completed) state a refused rollback's flow run ends in.
 REFUSED = "Refused"
@@ -60,9 +62,9 @@ def rollback_flow(
     return outcome.summary()
 
 
-def artifact_key(system_id: str) -> str:
+def report_key(system_id: str) -> str:
     """The artifact key of a system's rollback report (lower-case letters, digits, dashes)."""
-    return "rollback-" + "".join(c if c.isalnum() else "-" for c in system_id.lower())
+    return artifact_key("rollback", system_id)
 
 
 def publish_outcome(outcome: RollbackOutcome) -> None:
@@ -75,15 +77,10 @@ def publish_outcome(outcome: RollbackOutcome) -> None:
         "",
         f"Rollback run `{outcome.run_id}` reverses cutover run `{outcome.reverses_run_id}`.",
         "",
-        "| step 步骤 | outcome 结果 | duration | error |",
-        "|---|---|---:|---|",
-        *(
-            f"| {s.name} (`{s.step_id}`) | {s.outcome} | {s.duration_s:.2f} s | {s.error or ''} |"
-            for s in outcome.steps
-        ),
+        *step_table(outcome.steps),
     ]
     if outcome.remaining:
         lines += ["", "## ⚠ Left to do 待处理", *(f"- {item}" for item in outcome.remaining)]
     create_markdown_artifact(
-        markdown=redact("\n".join(lines)), key=artifact_key(outcome.system_id), description="回退 rollback report"
+        markdown=redact("\n".join(lines)), key=report_key(outcome.system_id), description="回退 rollback report"
     )

@@ -9,14 +9,14 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from cli._console import ExitCode, console, err_console, fail
+from cli.app import SpecPaths, _paths, app
 from cutover import audit
-from cutover._console import ExitCode, console, err_console, fail
-from cutover._spec_loader import load_many
-from cutover.cli import SpecPaths, _paths, app
 from cutover.errors import ConfigurationError, LedgerError
 from cutover.ledger import Ledger
 from cutover.plan import STATE_LABELS, TITLE, plan_rows, write_csv, write_xlsx
 from cutover.runtime import open_ledger, register
+from cutover.spec_loader import load_many
 
 audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")

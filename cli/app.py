@@ -1,6 +1,8 @@
-"""The ``cutover`` command: validate specs, export the plan, show status, verify the audit trail.
+"""The ``cutover`` application and its spec commands: validate, schema, deployments.
 
-Exit codes are :class:`cutover._console.ExitCode`; the README documents them.
+The other commands live in the modules :func:`cli.register_commands` attaches (plan, status and
+audit in :mod:`cli._ledger`; rollback and decommission in :mod:`cli._retention`; approver and sign
+in :mod:`cli._signoff`). Exit codes are :class:`cli._console.ExitCode`; the README documents them.
 """
 
 from __future__ import annotations
@@ -11,10 +13,10 @@ from typing import Annotated
 
 import typer
 
-from cutover._console import ExitCode, console, err_console, fail
-from cutover._spec_loader import load, spec_files
+from cli._console import ExitCode, console, err_console, fail
 from cutover.errors import SpecError
 from cutover.spec import Spec
+from cutover.spec_loader import load, spec_files
 
 app = typer.Typer(
     name="cutover",
@@ -31,6 +33,7 @@ SpecPaths = Annotated[
 ]
 SCHEMA_PATH = Path("cutover_specs/schema.json")
 REFERENCE_PATH = Path("docs/spec-reference.md")
+PREFECT_YAML = Path("prefect.yaml")
 
 
 def _paths(paths: list[Path] | None) -> list[Path]:
@@ -69,7 +72,7 @@ def schema(
     """Print (or write) the JSON Schema of cutover specs, for editors."""
     text = schema_text()
     if write:
-        from cutover._schema_doc import spec_reference
+        from cutover.schema_doc import spec_reference
 
         SCHEMA_PATH.write_text(text, encoding="utf-8")
         REFERENCE_PATH.parent.mkdir(parents=True, exist_ok=True)
@@ -86,25 +89,17 @@ def schema_text() -> str:
     return json.dumps(document, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
 
 
-_REGISTERED: list[bool] = []
+@app.command()
+def deployments(
+    write: Annotated[bool, typer.Option("--write", help=f"Write {PREFECT_YAML} instead of printing.")] = False,
+    pool: Annotated[str, typer.Option(help="The work pool the deployments go to.")] = "cutover-process",
+) -> None:
+    """Print (or write) prefect.yaml, generated from the deployments table (flows/deployments.py)."""
+    from flows.deployments import prefect_yaml
 
-
-def _register_cli_modules() -> None:
-    """Attach the commands that live in other modules (once)."""
-    if _REGISTERED:
-        return
-    import cutover._cli_ledger  # noqa: F401  (registers plan, status, audit)
-    from cutover._cli_retention import decommission, rollback
-    from cutover._cli_signoff import approver_app, sign
-
-    app.add_typer(approver_app, name="approver")
-    app.command("sign")(sign)
-    app.command()(rollback)
-    app.command()(decommission)
-    _REGISTERED.append(True)
-
-
-def main() -> None:
-    """Console-script entry point."""
-    _register_cli_modules()
-    app()
+    text = prefect_yaml(pool)
+    if write:
+        PREFECT_YAML.write_text(text, encoding="utf-8")
+        console.print(f"wrote {PREFECT_YAML}; register it with `prefect deploy --all --no-prompt`")
+    else:
+        typer.echo(text, nl=False)

@@ -1,6 +1,6 @@
 """Warm processes for the cutover worker: started ahead of time, handed one flow run each.
 
-:class:`WarmProcesses` keeps ``size`` processes of :mod:`cutover._zygote` ready. :meth:`take`
+:class:`WarmProcesses` keeps ``size`` processes of :mod:`worker._zygote` ready. :meth:`take`
 hands one out (and starts its replacement); :meth:`refresh` replaces any that died or grew older
 than ``max_age_s`` (so an upgraded library is picked up within that time); :meth:`close` ends the
 idle ones. :class:`WarmEngineStarter` is the Prefect runner "starter" that gives a flow run to a
@@ -32,8 +32,8 @@ __all__ = ["WarmEngineStarter", "WarmProcess", "WarmProcesses", "zygote_command"
 
 
 def zygote_command() -> list[str]:
-    """The command of a warm process: this interpreter running :mod:`cutover._zygote`."""
-    return [sys.executable, "-m", "cutover._zygote"]
+    """The command of a warm process: this interpreter running :mod:`worker._zygote`."""
+    return [sys.executable, "-m", "worker._zygote"]
 
 
 @dataclass

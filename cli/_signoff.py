@@ -1,6 +1,6 @@
 """CLI commands for approvers: ``cutover approver enroll`` and ``cutover sign``.
 
-Registered by :mod:`cutover.cli`::
+Registered by :mod:`cli.app`::
 
     app.add_typer(approver_app, name="approver")
     app.command("sign")(sign)
@@ -20,8 +20,8 @@ from uuid import UUID
 import typer
 from rich.markdown import Markdown
 
-from cutover import _signoff_store as store
-from cutover._console import ExitCode, console, fail
+from cli._console import ExitCode, console, fail
+from cutover import signoff_store as store
 from cutover.approvers import enroll
 from cutover.errors import ConfigurationError, CutoverError, LedgerError
 from cutover.ledger import AuditEvent, AuditOutcome, Ledger

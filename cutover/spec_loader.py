@@ -40,6 +40,11 @@ def load(path: Path) -> Spec:
     return Spec.model_validate(data)
 
 
+def load_spec(path: Path | str) -> Spec:
+    """Read and validate one spec file (``path`` as a string or a path)."""
+    return load(Path(path))
+
+
 def load_many(paths: list[Path]) -> tuple[list[Spec], list[SpecError]]:
     """Load several files; return the valid specs and the errors of the others."""
     specs: list[Spec] = []

@@ -8,7 +8,7 @@ It is Prefect's process worker (same job template, same environment, cancellatio
 handling) with one difference: instead of a new ``python -m prefect.engine`` per flow run — which
 spends 4-6 s importing Prefect, SQLAlchemy and paramiko, after Prefect 3.9's workspace supervisor
 has spent as long again — the run is handed to a process started ahead of time that has already
-imported them (:mod:`cutover._zygote`). That is what brings a one-click rollback and a signed
+imported them (:mod:`worker._zygote`). That is what brings a one-click rollback and a signed
 report's resume within seconds of the click. A flow run then starts in well under a second after
 the worker picks it up; this project's own code is still imported by the run, so a redeployed
 flow is picked up by the next run.
@@ -36,15 +36,13 @@ from prefect.runner._flow_run_executor import FlowRunExecutionResult, FlowRunExe
 from prefect.runner._process_manager import ProcessHandle
 from prefect.workers.process import ProcessJobConfiguration, ProcessWorker, ProcessWorkerResult
 
-from cutover._warm import WarmEngineStarter, WarmProcesses
-from cutover.settings import get_settings
+from cutover.settings import WORKER_TYPE, get_settings
+from worker._warm import WarmEngineStarter, WarmProcesses
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
 
 __all__ = ["WORKER_TYPE", "CutoverWorker"]
-
-WORKER_TYPE = "cutover"
 
 
 class CutoverWorker(ProcessWorker):

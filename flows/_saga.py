@@ -22,7 +22,7 @@ from cutover.ledger import StepPhase, StepStatus
 from cutover.secrets import redact
 from cutover.spec import SshStep, Step
 from tasks.ssh import StepContext, run_ssh_step
-from tasks.steps import StepResult, execute_step
+from tasks.steps import StepReport, StepResult, execute_step
 
 Executor = Callable[[StepContext, Step, StepPhase], StepResult]
 
@@ -33,18 +33,6 @@ class SagaState(StrEnum):
     SUCCEEDED = "succeeded"
     COMPENSATED = "compensated"
     INCOMPLETE = "incomplete"  # an undo failed: "rollback incomplete"
-
-
-@dataclass
-class StepReport:
-    """One line of the saga's report."""
-
-    step_id: str
-    name: str
-    action: str  # "run", "undo", "covered by <id>"
-    outcome: str  # "succeeded", "replayed", "failed", "undone", "undo failed", "nothing to undo"
-    duration_s: float = 0.0
-    error: str | None = None
 
 
 @dataclass

@@ -1,0 +1,31 @@
+"""The ``cutover`` command: the top layer, above the flows. Nothing below imports it.
+
+Its commands start the flows through their deployments (or, where no Prefect server answers, run
+the same work in this process) and read the ledger. Exit codes are :class:`cli._console.ExitCode`.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from cli import _ledger, _retention, _signoff
+from cli.app import app
+
+__all__ = ["app", "main", "register_commands"]
+
+_ = _ledger  # its commands (plan, status, audit verify) attach to `app` when it is imported
+
+
+def register_commands() -> typer.Typer:
+    """The ``cutover`` application with every command attached (idempotent)."""
+    if not any(group.name == "approver" for group in app.registered_groups):
+        app.add_typer(_signoff.approver_app, name="approver")
+        app.command("sign")(_signoff.sign)
+        app.command()(_retention.rollback)
+        app.command()(_retention.decommission)
+    return app
+
+
+def main() -> None:
+    """Console-script entry point."""
+    register_commands()()

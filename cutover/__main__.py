@@ -1,3 +1,0 @@
-from cutover.cli import main
-
-main()
