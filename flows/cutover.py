@@ -71,6 +71,7 @@ def _restart_if_needed(ledger: Ledger, spec: Spec, actor: str) -> None:
             LifecycleState.PLANNED,
             actor=actor,
             reason=f"new attempt after {system.state.value}",
+            expected=system.state,
         )
     if system is not None and system.spec_digest not in (None, spec.digest(ledger.digest)):
         _spec_changed(ledger, spec.system.id, actor)

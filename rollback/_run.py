@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from cutover import audit, claims, lifecycle
 from cutover.errors import CutoverError
@@ -26,7 +27,7 @@ from rollback._lock import RollbackClaim, claim_rollback
 from rollback._plan import HEALTH_KEY, RollbackPlan, build_plan, changes_state, step_keys
 from tasks.health import health_gate
 from tasks.ssh import StepContext, close_connections, pool_for
-from tasks.steps import StepReport, execute_step
+from tasks.steps import StepReport, execute_step, recorded
 
 Log = Callable[[str], None]
 
@@ -136,31 +137,23 @@ def _skip(ctx: StepContext, step: Step, keys: list[str], earlier_run: str) -> St
 def _original_health(ctx: StepContext, plan: RollbackPlan) -> StepReport:
     if not plan.health:
         return StepReport(HEALTH_KEY, "health of the original", "none", "no checks declared in rollback.health")
-    claim = ctx.ledger.begin_step(ctx.run_id, HEALTH_KEY, phase=StepPhase.ROLLBACK, detail={"kind": "health_gate"})
-    if not claim.is_new and claim.record.status is StepStatus.SUCCEEDED:
-        return StepReport(HEALTH_KEY, "health of the original", "gate", "replayed")
     started = time.monotonic()
-    try:
-        probes = health_gate(
-            plan.health,
-            plan.gate,
-            on_probe=lambda streak, seen: _log(
-                ctx, f"original health, streak {streak}: " + "; ".join(p.describe() for p in seen)
-            ),
-        )
-    except CutoverError as exc:
-        ctx.ledger.finish_step(
-            ctx.run_id,
-            HEALTH_KEY,
-            status=StepStatus.FAILED,
-            duration_s=time.monotonic() - started,
-            output_tail=redact(str(exc)),
-        )
-        raise
-    detail = {"probes": [{"check": p.check, "status": p.status, "latency_ms": round(p.latency_ms, 1)} for p in probes]}
-    duration = time.monotonic() - started
-    ctx.ledger.finish_step(ctx.run_id, HEALTH_KEY, status=StepStatus.SUCCEEDED, duration_s=duration, detail=detail)
-    return StepReport(HEALTH_KEY, "health of the original", "gate", "succeeded", duration)
+    replayed, _ = recorded(
+        ctx, HEALTH_KEY, phase=StepPhase.ROLLBACK, kind="health_gate", act=lambda: _gate_of_original(ctx, plan)
+    )
+    outcome = "replayed" if replayed else "succeeded"
+    return StepReport(HEALTH_KEY, "health of the original", "gate", outcome, time.monotonic() - started)
+
+
+def _gate_of_original(ctx: StepContext, plan: RollbackPlan) -> dict[str, Any]:
+    probes = health_gate(
+        plan.health,
+        plan.gate,
+        on_probe=lambda streak, seen: _log(
+            ctx, f"original health, streak {streak}: " + "; ".join(p.describe() for p in seen)
+        ),
+    )
+    return {"probes": [{"check": p.check, "status": p.status, "latency_ms": round(p.latency_ms, 1)} for p in probes]}
 
 
 def _incomplete(

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,7 +67,7 @@ def execute_step(
         detail = _ssh(ctx, step, phase, command, key)
         replayed = bool(detail.pop("replayed", False))
     else:
-        replayed, detail = _recorded(ctx, step, phase, key or step.id)
+        replayed, detail = recorded(ctx, key or step.id, phase=phase, kind=step.kind, act=lambda: _check(ctx, step))
     return StepResult(step.id, step.name, step.kind, time.monotonic() - started, replayed, detail)
 
 
@@ -87,15 +87,20 @@ def _ssh(ctx: StepContext, step: SshStep, phase: StepPhase, command: CommandName
     }
 
 
-def _recorded(
-    ctx: StepContext, step: HttpCheckStep | DataVerifyStep, phase: StepPhase, key: str
+def recorded(
+    ctx: StepContext, key: str, *, phase: StepPhase, kind: str, act: Callable[[], dict[str, Any]]
 ) -> tuple[bool, dict[str, Any]]:
-    claim = ctx.ledger.begin_step(ctx.run_id, key, phase=phase, detail={"kind": step.kind})
+    """Run ``act`` recorded under ``key`` before and after; (True, its detail) if it already succeeded.
+
+    ``act`` returns the JSON-ready detail of what it found, or raises a CutoverError (recorded
+    ``failed`` with the error's text and detail, then raised again).
+    """
+    claim = ctx.ledger.begin_step(ctx.run_id, key, phase=phase, detail={"kind": kind})
     if not claim.is_new and claim.record.status is StepStatus.SUCCEEDED:
         return True, dict(claim.record.detail)
     started = time.monotonic()
     try:
-        detail = _check(ctx, step)
+        detail = act()
     except CutoverError as exc:
         ctx.ledger.finish_step(
             ctx.run_id,
