@@ -46,7 +46,6 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.exceptions import ObjectNotFound
 from prefect.flows import Flow
 from prefect.types.entrypoint import EntrypointType
-from prefect.workers.process import ProcessWorker
 
 from cutover.settings import DEFAULT_POOL, WORKER_TYPE
 from tasks.report import artifact_key
@@ -246,6 +245,7 @@ def ensure_work_pool(name: str = DEFAULT_POOL) -> None:
 
     The cutover worker (:mod:`worker`) is a process worker: its pools take the process job template.
     """
+    from prefect.workers.process import ProcessWorker  # only when a pool is created: a heavy import
     with get_client(sync_client=True) as client:
         try:
             client.read_work_pool(name)
