@@ -29,7 +29,7 @@ from cutover import audit
 from cutover.errors import ConcurrencyRefused, CutoverError, LedgerError, LifecycleError
 from cutover.ledger import AuditOutcome, Ledger, LifecycleState, Run, RunKind, RunState, System
 
-__all__ = ["Check", "Claim", "claim", "release"]
+__all__ = ["Check", "Claim", "claim", "refused", "release"]
 
 #: Raises the refusal when the system, as read in the claim's transaction (None: not in the
 #: ledger), may not be claimed.
@@ -83,7 +83,7 @@ def claim(
             return Claim(run, system.state)
     except CutoverError as exc:
         if not isinstance(exc, LedgerError):
-            _refused(ledger, system_id, kind, actor=actor, reason=str(exc))
+            refused(ledger, system_id, kind, actor=actor, reason=str(exc))
         raise
 
 
@@ -139,7 +139,8 @@ def _continue(
     return Claim(running, system.state, taken_over=True)
 
 
-def _refused(ledger: Ledger, system_id: str, kind: RunKind, *, actor: str, reason: str) -> None:
+def refused(ledger: Ledger, system_id: str, kind: RunKind, *, actor: str, reason: str) -> None:
+    """Audit a refused request for a run of ``kind`` (``<kind>.refused``, with the reason)."""
     with ledger.session() as session:
         audit.append(
             session,

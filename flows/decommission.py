@@ -21,7 +21,6 @@ from sqlalchemy.orm import Session
 from cutover import audit, claims, lifecycle
 from cutover.errors import RetentionError, SignOffError
 from cutover.ledger import (
-    AuditOutcome,
     Ledger,
     LifecycleState,
     Report,
@@ -79,15 +78,7 @@ def check_decommission_allowed(ledger: Ledger, system_id: str, *, actor: str) ->
     try:
         return _allowed(ledger, system_id)
     except RetentionError as exc:
-        with ledger.session() as session:
-            audit.append(
-                session,
-                actor=actor,
-                action="decommission.refused",
-                object=f"system:{system_id}",
-                outcome=AuditOutcome.REFUSED,
-                detail={"reason": str(exc)},
-            )
+        claims.refused(ledger, system_id, RunKind.DECOMMISSION, actor=actor, reason=str(exc))
         raise
 
 
