@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: help venv system test lint typecheck pytest demo demo-failure demo-stop demo-test schema bench clean
+.PHONY: help venv system test test-faults lint typecheck pytest demo demo-failure demo-stop demo-test schema bench clean
 
 help:
 	@echo "make demo   - run the demo cutover on loopback (embedded Prefect server, SQLite ledger)"
@@ -37,6 +37,9 @@ pytest: venv system
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+test-faults: venv system
+	$(VENV)/bin/pytest -m faults $(PYTEST_ARGS)
 
 schema: venv
 	$(VENV)/bin/cutover schema --write

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import _ledger, _retention, _signoff
+from cli import _ledger, _preflight, _resolve, _retention, _signoff
 from cli.app import app
 
 __all__ = ["app", "main", "register_commands"]
@@ -23,6 +23,8 @@ def register_commands() -> typer.Typer:
         app.command("sign")(_signoff.sign)
         app.command()(_retention.rollback)
         app.command()(_retention.decommission)
+        app.command()(_preflight.preflight)
+        app.command()(_resolve.resolve)
     return app
 
 

@@ -12,8 +12,7 @@ from rich.table import Table
 from cli._console import ExitCode, console, err_console, fail
 from cli.app import SpecPaths, _paths, app
 from cutover import audit
-from cutover.errors import ConfigurationError, LedgerError
-from cutover.ledger import Ledger
+from cutover.ledger import Decision, Ledger, LifecycleState, Party, ReportKind, System
 from cutover.plan import STATE_LABELS, TITLE, plan_rows, write_csv, write_xlsx
 from cutover.runtime import open_ledger, register
 from cutover.spec_loader import load_many
@@ -27,13 +26,6 @@ def actor() -> str:
     return f"cli:{getpass.getuser()}"
 
 
-def _ledger() -> Ledger:
-    try:
-        return open_ledger()
-    except (ConfigurationError, LedgerError) as exc:
-        fail(str(exc), ExitCode.CONFIG)
-
-
 @app.command()
 def plan(
     paths: SpecPaths = None,
@@ -44,7 +36,7 @@ def plan(
     for error in errors:
         for problem in error.problems:
             err_console.print(f"[red]invalid[/] {problem}", soft_wrap=True)
-    ledger = _ledger()
+    ledger = open_ledger()
     states = {spec.system.id: register(ledger, spec, actor=actor()).value for spec in specs}
     rows = plan_rows(specs, states)
     csv_path = write_csv(rows, out / f"{TITLE}.csv")
@@ -60,28 +52,69 @@ def plan(
 
 @app.command()
 def status() -> None:
-    """Each registered system's lifecycle state and retention window end date."""
-    ledger = _ledger()
+    """Each registered system's lifecycle state and retention window end date.
+
+    A registered system whose spec in the specs directory changed since it was registered is
+    registered again first (which voids a report and signatures made under the old spec), so the
+    table shows the state after voiding; a state whose report or signatures were voided says so.
+    """
+    ledger = open_ledger()
     systems = ledger.list_systems()
     if not systems:
         console.print("no systems registered yet; run `cutover plan` first")
         return
+    if _register_changed_specs(ledger, systems):
+        systems = ledger.list_systems()
     table = Table("system", "name", "department", "state", "retention ends", title="govcloud-cutover status")
     for system in systems:
         window = ledger.current_retention_window(system.id)
         ends = window.ends_at.date().isoformat() if window is not None else "—"
-        label = f"{system.state.value} {STATE_LABELS.get(system.state.value, '')}"
-        table.add_row(system.id, system.name, system.department, label, ends)
+        table.add_row(system.id, system.name, system.department, _state_label(ledger, system), ends)
     console.print(table)
+
+
+def _register_changed_specs(ledger: Ledger, systems: list[System]) -> bool:
+    """Register again each registered system whose spec changed; True if there was one."""
+    recorded = {system.id: system.spec_digest for system in systems}
+    specs, _invalid = load_many(_paths(None))  # `cutover validate` reports invalid files
+    changed = [spec for spec in specs if recorded.get(spec.system.id) not in (None, spec.digest(ledger.digest))]
+    for spec in changed:
+        state = register(ledger, spec, actor=actor())
+        console.print(
+            f"[yellow]{spec.system.id}[/]: its spec changed since it was registered; registered anew, now "
+            f"{state.value} (a report and signatures made under the old spec are void)"
+        )
+    return bool(changed)
+
+
+def _state_label(ledger: Ledger, system: System) -> str:
+    """The state and its Chinese label, and whether the evidence the state rests on was voided."""
+    label = f"{system.state.value} {STATE_LABELS.get(system.state.value, '')}"
+    if system.state not in (LifecycleState.REPORT_READY, LifecycleState.SIGNED):
+        return label
+    report = ledger.latest_report(system.id, ReportKind.TRIAL_RUN)
+    if report is None:
+        return f"{label} — report voided: test again"
+    approved = {
+        s.party for s in ledger.signatures_for(system.id, report_digest=report.digest) if s.decision is Decision.APPROVE
+    }
+    if system.state is LifecycleState.SIGNED and approved != set(Party):
+        return f"{label} — signatures voided: sign again"
+    return label
 
 
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Walk the audit chain and name the first broken link; exit 1 if it is broken."""
-    result = audit.verify(_ledger())
+    result = audit.verify(open_ledger())
     if result.ok:
-        console.print(f"[green]audit chain intact[/]: {result.checked} events verified")
+        console.print(
+            f"[green]audit chain intact[/]: {result.checked} events verified, "
+            f"{result.steps_checked} step executions match them"
+        )
         return
+    if result.step is not None:
+        fail(f"step execution {result.step} does not match the audit trail: {result.reason}", ExitCode.INVALID)
     fail(
         f"audit chain broken at seq {result.broken_seq}: {result.reason} ({result.checked} events checked before it)",
         ExitCode.INVALID,

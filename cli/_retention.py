@@ -17,8 +17,8 @@ import httpx
 import typer
 
 from cli._console import ExitCode, console, err_console, fail
-from cutover.errors import ConcurrencyRefused, ConfigurationError, LedgerError, RetentionError
-from cutover.ledger import Ledger
+from cutover.runtime import find_spec, open_ledger
+from cutover.spec import Spec
 
 __all__ = ["decommission", "rollback"]
 
@@ -31,9 +31,10 @@ def rollback(
     wait: Annotated[bool, typer.Option(help="Wait for the outcome (else print the run's URL and return).")] = True,
 ) -> None:
     """Roll SYSTEM back to its retained original: data back, traffic back, the original's health checked."""
+    _, spec = find_spec(system)  # an unknown id stops here, before the Prefect server is asked
     deployment_id = _rollback_deployment(system)
     if deployment_id is None:
-        _rollback_here(system)
+        _rollback_here(spec)
         return
     from prefect import get_client
 
@@ -52,11 +53,8 @@ def decommission(system: Annotated[str, typer.Argument(help="The system id, as i
     """Decommission SYSTEM's original (service exit) after its window; both parties sign in the UI."""
     from flows.decommission import check_decommission_allowed
 
-    ledger = _ledger()
-    try:
-        check_decommission_allowed(ledger, system, actor=_actor())
-    except RetentionError as exc:
-        fail(str(exc), ExitCode.REFUSED)
+    find_spec(system)  # an unknown id stops here, before the Prefect server is asked
+    check_decommission_allowed(open_ledger(), system, actor=_actor())
     from prefect import get_client
 
     from flows.deployments import ensure_decommission_deployment, flow_run_url
@@ -85,17 +83,10 @@ def _rollback_deployment(system: str) -> UUID | None:
         return None
 
 
-def _rollback_here(system: str) -> None:
-    from cutover.runtime import find_spec
+def _rollback_here(spec: Spec) -> None:
     from rollback import RollbackState, run_rollback
 
-    try:
-        _, spec = find_spec(system)
-        outcome = run_rollback(spec, _ledger(), actor=_actor(), log=lambda line: console.print(line, markup=False))
-    except (ConcurrencyRefused, RetentionError) as exc:
-        fail(str(exc), ExitCode.REFUSED)
-    except ConfigurationError as exc:
-        fail(str(exc), ExitCode.CONFIG)
+    outcome = run_rollback(spec, open_ledger(), actor=_actor(), log=lambda line: console.print(line, markup=False))
     if outcome.state is not RollbackState.SUCCEEDED:
         fail(outcome.summary(), ExitCode.FAILED)
     console.print(f"[green]{outcome.summary()}[/]")
@@ -123,15 +114,6 @@ def _report_flow_run(flow_run_id: UUID, system: str) -> None:
     if not state.is_completed():
         fail(f"rollback of {system} ended {state.name}: {message}", ExitCode.FAILED)
     console.print(f"[green]rollback of {system} succeeded[/] — the original serves the traffic again")
-
-
-def _ledger() -> Ledger:
-    from cutover.runtime import open_ledger
-
-    try:
-        return open_ledger()
-    except (ConfigurationError, LedgerError) as exc:
-        fail(str(exc), ExitCode.CONFIG)
 
 
 def _actor() -> str:

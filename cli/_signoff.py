@@ -23,8 +23,9 @@ from rich.markdown import Markdown
 from cli._console import ExitCode, console, fail
 from cutover import signoff_store as store
 from cutover.approvers import enroll
-from cutover.errors import ConfigurationError, CutoverError, LedgerError
+from cutover.errors import UnknownSystem
 from cutover.ledger import AuditEvent, AuditOutcome, Ledger
+from cutover.runtime import open_ledger
 from cutover.settings import get_settings
 
 __all__ = ["approver_app", "sign"]
@@ -43,13 +44,9 @@ def enroll_command(
 ) -> None:
     """Create the approver's TOTP secret and show the QR code to scan (once) with an authenticator app."""
     settings = get_settings()
-    ledger = _ledger()
+    ledger = open_ledger(settings)
     try:
         enrollment = enroll(ledger, approver_id, name, settings=settings)
-    except ConfigurationError as error:
-        fail(str(error), ExitCode.CONFIG)
-    except CutoverError as error:
-        fail(str(error), ExitCode.FAILED)
     finally:
         ledger.dispose()
     if enrollment.key_file_created:
@@ -69,8 +66,13 @@ def sign(
     wait: Annotated[float, typer.Option(help="Seconds to wait for the flow's verdict on the signature.")] = 45.0,
 ) -> None:
     """Sign the system's waiting report (joint sign-off) from the terminal, as in the Prefect UI form."""
-    ledger = _ledger()
+    ledger = open_ledger()
     try:
+        if ledger.get_system(system) is None:
+            raise UnknownSystem(
+                f"system {system!r} is not in the ledger at {ledger.safe_url}; check the id "
+                "(`cutover status` lists the systems) and CUTOVER_DATABASE_URL"
+            )
         request = store.latest_request(ledger, system)
         if request is None:
             fail(
@@ -82,13 +84,6 @@ def sign(
         _report_verdict(ledger, system, flow_run_id, n, wait)
     finally:
         ledger.dispose()
-
-
-def _ledger() -> Ledger:
-    try:
-        return Ledger.from_settings(get_settings())
-    except (ConfigurationError, LedgerError) as error:
-        fail(str(error), ExitCode.CONFIG)
 
 
 def _require_waiting(flow_run_id: str, key: str) -> str:
@@ -144,7 +139,7 @@ def _report_verdict(ledger: Ledger, system: str, flow_run_id: str, n: int, wait:
         answer = store.answer_for(ledger, system, flow_run_id, n)
         if answer is not None:
             if answer.outcome == AuditOutcome.REFUSED:
-                fail(f"the signature was refused: {answer.detail.get('reason')}", ExitCode.INVALID)
+                fail(f"the signature was refused: {answer.detail.get('reason')}", ExitCode.REFUSED)
             console.print(f"[green]signed[/]: {answer.detail.get('decision')} for the {answer.detail.get('party')}")
             return
         time.sleep(0.5)

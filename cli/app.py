@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from cli._console import ExitCode, console, err_console, fail
+from cli._console import ErrorBoundary, ExitCode, console, err_console, fail
 from cutover.errors import SpecError
 from cutover.spec import Spec
 from cutover.spec_loader import load, spec_files
@@ -25,6 +25,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=ErrorBoundary,
 )
 
 SpecPaths = Annotated[
@@ -74,8 +75,9 @@ def schema(
     if write:
         from cutover.schema_doc import spec_reference
 
+        for path in (SCHEMA_PATH, REFERENCE_PATH):
+            path.parent.mkdir(parents=True, exist_ok=True)
         SCHEMA_PATH.write_text(text, encoding="utf-8")
-        REFERENCE_PATH.parent.mkdir(parents=True, exist_ok=True)
         REFERENCE_PATH.write_text(spec_reference(), encoding="utf-8")
         console.print(f"wrote {SCHEMA_PATH} and {REFERENCE_PATH}")
     else:

@@ -205,6 +205,66 @@ def _undo_coverage(data: dict[str, Any]) -> Iterator[Problem]:
             )
 
 
+def _traffic_switch(data: dict[str, Any]) -> Iterator[Problem]:
+    marked = [(i, s) for i, s in _items(data, "cutover", "steps") if s.get("switches_traffic")]
+    for index, step in marked[1:]:
+        yield (
+            ("cutover", "steps", index, "switches_traffic"),
+            f"step {step.get('id')!r} is a second traffic switch (the first is {marked[0][1].get('id')!r}); "
+            "mark only the step that sends the users to the cloud copy",
+        )
+    for section in ("rollback", "test_platform"):
+        key = "steps" if section == "rollback" else "internal_tests"
+        for index, step in _items(data, section, key):
+            if step.get("switches_traffic"):
+                yield (
+                    (section, key, index, "switches_traffic"),
+                    "only a cutover step can be the traffic switch; remove switches_traffic here",
+                )
+
+
+def _rollback_order(data: dict[str, Any]) -> Iterator[Problem]:
+    """A rollback step that moves data into the original comes after the step that makes it writable.
+
+    A cutover step that freezes a host (its ``undo`` makes the host writable again) before an
+    irreversible copy leaves the original frozen for the whole retention window. The rollback step
+    that covers the copy moves data back into that host, so the rollback must run the freeze's undo
+    on that host before it: otherwise the copy meets a frozen original ("attempt to write a
+    readonly database") and the original stays frozen after the rollback.
+    """
+    cutover = list(_items(data, "cutover", "steps"))
+    rollback = {s.get("id"): (i, s) for i, s in _items(data, "rollback", "steps")}
+    for position, copy in cutover:
+        found = rollback.get(copy.get("covered_by"))
+        if found is None:
+            continue
+        index, cover = found
+        for _, freeze in cutover[:position]:
+            if freeze.get("kind") == "ssh" and freeze.get("undo") and freeze.get("host") == cover.get("host"):
+                yield from _unfrozen_first(freeze, index, cover, rollback)
+
+
+def _unfrozen_first(
+    freeze: dict[str, Any], index: int, cover: dict[str, Any], rollback: dict[Any, tuple[int, dict[str, Any]]]
+) -> Iterator[Problem]:
+    undo = [str(a) for a in freeze.get("undo") or []]
+    unfreezes = [
+        (i, s)
+        for i, s in rollback.values()
+        if s.get("host") == cover.get("host") and list(map(str, s.get("run") or [])) == undo
+    ]
+    if any(i < index for i, _ in unfreezes):
+        return
+    where = f"step {unfreezes[0][1].get('id')!r} comes after it" if unfreezes else "no rollback step runs it"
+    yield (
+        ("rollback", "steps", index),
+        f"step {cover.get('id')!r} moves data into host {cover.get('host')!r}, which cutover step "
+        f"{freeze.get('id')!r} froze, but its undo {undo} ({where}); run it on {cover.get('host')!r} before "
+        f"{cover.get('id')!r}. A rollback runs: freeze the cloud copy, make the original writable, copy into it, "
+        "verify, then send the traffic back",
+    )
+
+
 # -------------------------------------------------------------------- commands and secrets
 def _walk(value: Any, loc: Loc = ()) -> Iterator[tuple[Loc, Any]]:
     yield loc, value
@@ -279,6 +339,8 @@ _RULES = (
     _duplicate_step_ids,
     _host_references,
     _undo_coverage,
+    _traffic_switch,
+    _rollback_order,
     _commands,
     _inline_secrets,
     _secret_references,

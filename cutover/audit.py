@@ -3,8 +3,9 @@
 Public surface::
 
     append(session, *, actor, action, object, outcome=SUCCEEDED, detail=None) -> AuditEvent
-    verify(ledger) -> VerifyResult            VerifyResult.ok / .broken_seq / .reason
+    verify(ledger) -> VerifyResult            VerifyResult.ok / .broken_seq / .reason / .step
                                               VerifyResult.raise_if_broken()  (AuditChainBroken)
+    STEP_STARTED, STEP_FINISHED, step_object(run_id, key)   how step executions appear in it
     events(ledger, *, object=None, limit=100) -> list[AuditEvent]   newest first
     event_digest(event, algorithm) -> str
     purge_before(ledger, cutoff, *, settings=None) -> None           always refuses, see below
@@ -17,7 +18,13 @@ PostgreSQL; SQLite transactions begin with the write lock), so two writers canno
 Call :func:`append` inside the transaction that makes the change it records.
 
 The database itself refuses UPDATE and DELETE on ``audit_events`` (triggers created by the
-migration), so editing needs DBA rights and leaves a trace :func:`verify` names. What the chain
+migration), so editing needs DBA rights and leaves a trace :func:`verify` names.
+
+Step executions (what a resumed run trusts) are in the chain too: :mod:`cutover.executions`
+appends ``step.started`` and ``step.finished`` with each row's digest, and :func:`verify`, once
+the chain holds, checks every ``step_executions`` row against its newest event (a row edited,
+inserted outside cutover, or deleted is named). Rows from before step digests (``step_digest``
+NULL, never trusted) and rows whose events a DBA purge removed are not checked. What the chain
 cannot catch alone is a DBA rewriting every digest after an edit: anchor the head digest
 elsewhere (e.g. in each signed report) to close that gap.
 """
@@ -26,35 +33,59 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast, get_args
+from typing import Any, Final, NamedTuple, cast, get_args
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from cutover.digest import Algorithm, digest_json
 from cutover.errors import AuditChainBroken, LedgerError, PurgeRefused
-from cutover.ledger import AuditChainHead, AuditEvent, AuditOutcome, Ledger, ledger_of, plain_json
+from cutover.ledger import (
+    AuditChainHead,
+    AuditEvent,
+    AuditOutcome,
+    Ledger,
+    StepExecution,
+    ledger_of,
+    plain_json,
+    step_record_digest,
+)
 from cutover.settings import Settings, get_settings
 
 _VERIFY_BATCH = 1_000
+STEP_STARTED: Final = "step.started"
+STEP_FINISHED: Final = "step.finished"
+
+
+def step_object(run_id: str, key: str) -> str:
+    """The audit object naming one step key of one run: ``run:<run id>/step:<key>``."""
+    return f"run:{run_id}/step:{key}"
 
 
 @dataclass(frozen=True)
 class VerifyResult:
-    """What :func:`verify` found: ``ok``, how many events it checked, and the first bad link."""
+    """What :func:`verify` found: ``ok``, how many events and step rows it checked, the first bad link.
+
+    ``step`` names the step execution row (``run:<id>/step:<key> attempt <n>``) when the chain
+    holds but a step row does not match it; ``broken_seq`` is then the event it was checked against.
+    """
 
     ok: bool
     checked: int
     broken_seq: int | None = None
     reason: str | None = None
+    steps_checked: int = 0
+    step: str | None = None
 
     def raise_if_broken(self) -> None:
         """Raise AuditChainBroken naming the first broken link, if there is one."""
-        if not self.ok:
-            raise AuditChainBroken(
-                f"audit chain broken at seq {self.broken_seq}: {self.reason}. Preserve the "
-                "database as evidence and compare it with the last exported audit log."
-            )
+        if self.ok:
+            return
+        where = f"step execution {self.step}" if self.step else f"audit chain broken at seq {self.broken_seq}"
+        raise AuditChainBroken(
+            f"{where}: {self.reason}. Preserve the database as evidence and compare it with the "
+            "last exported audit log."
+        )
 
 
 def append(
@@ -120,19 +151,28 @@ def _lock_head(session: Session) -> AuditChainHead:
 
 
 def verify(ledger: Ledger) -> VerifyResult:
-    """Walk the whole chain and name the first broken link (edited, deleted or reordered)."""
+    """Walk the whole chain and name the first broken link (edited, deleted or reordered), then
+    check every step execution row against its newest audit event."""
     with ledger.session() as session:
         head = session.get(AuditChainHead, 1)
         if head is None:
             return VerifyResult(False, 0, None, "the chain head row is missing (deleted?)")
         expected_seq, prev_digest, checked = head.anchor_seq + 1, head.anchor_digest, 0
+        steps: dict[tuple[str, int], _StepSeen] = {}
+        oldest: datetime | None = None
         statement = sa.select(AuditEvent).where(AuditEvent.seq > head.anchor_seq).order_by(AuditEvent.seq)
         for event in session.scalars(statement.execution_options(yield_per=_VERIFY_BATCH)):
             problem = _link_problem(event, expected_seq, prev_digest)
             if problem is not None:
                 return VerifyResult(False, checked, event.seq, problem)
+            _note_step(steps, event)
+            oldest = oldest or event.at
             expected_seq, prev_digest, checked = event.seq + 1, event.digest, checked + 1
-        return _check_tail(head, expected_seq - 1, prev_digest, checked)
+        tail = _check_tail(head, expected_seq - 1, prev_digest, checked)
+        if not tail.ok:
+            return tail
+        purged_before = (oldest or ledger.now()) if head.anchor_seq > 0 else None
+        return _check_steps(session, steps, purged_before, checked)
 
 
 def _link_problem(event: AuditEvent, expected_seq: int, prev_digest: str) -> str | None:
@@ -149,6 +189,55 @@ def _link_problem(event: AuditEvent, expected_seq: int, prev_digest: str) -> str
         return f"its digest names an unknown algorithm {algorithm!r}: the event was edited"
     if event_digest(event, cast(Algorithm, algorithm)) != event.digest:
         return "its content does not match its digest: the event was edited"
+    return None
+
+
+class _StepSeen(NamedTuple):
+    """The newest audit event of one step execution: its seq and the row digest it recorded."""
+
+    seq: int
+    record: str
+
+
+def _note_step(steps: dict[tuple[str, int], _StepSeen], event: AuditEvent) -> None:
+    if event.action in (STEP_STARTED, STEP_FINISHED):
+        key = (event.object, int(event.detail.get("attempt", 0)))
+        steps[key] = _StepSeen(event.seq, str(event.detail.get("record", "")))
+
+
+def _check_steps(
+    session: Session, steps: dict[tuple[str, int], _StepSeen], purged_before: datetime | None, checked: int
+) -> VerifyResult:
+    """Every step row matches its newest event; every step event's row is still there."""
+    count = 0
+    statement = sa.select(StepExecution).order_by(StepExecution.id)
+    for record in session.scalars(statement.execution_options(yield_per=_VERIFY_BATCH)):
+        name = step_object(record.run_id, record.step_id)
+        seen = steps.pop((name, record.attempt), None)
+        problem = _step_problem(record, seen, purged_before)
+        if problem is not None:
+            where = f"{name} attempt {record.attempt}"
+            return VerifyResult(False, checked, seen.seq if seen else None, problem, count, where)
+        count += 1
+    if steps:
+        (name, attempt), seen = min(steps.items(), key=lambda item: item[1].seq)
+        reason = f"its row is missing although audit event seq {seen.seq} records it: the row was deleted"
+        return VerifyResult(False, checked, seen.seq, reason, count, f"{name} attempt {attempt}")
+    return VerifyResult(True, checked, steps_checked=count)
+
+
+def _step_problem(record: StepExecution, seen: _StepSeen | None, purged_before: datetime | None) -> str | None:
+    if seen is None:
+        if record.step_digest is None:
+            return None  # recorded before step digests: never counts as a result, so nothing trusts it
+        if purged_before is not None and record.finished_at is not None and record.finished_at < purged_before:
+            return None  # its events went with a DBA purge
+        return "no audit event records it: the row was written outside cutover"
+    algorithm = seen.record.partition(":")[0]
+    if algorithm not in get_args(Algorithm):
+        return f"audit event seq {seen.seq} records no digest of it (found {seen.record!r}): the event is not a step's"
+    if step_record_digest(record, cast(Algorithm, algorithm)) != seen.record:
+        return f"its content does not match audit event seq {seen.seq}, which recorded it last: the row was edited"
     return None
 
 

@@ -6,6 +6,7 @@ Every error the project raises on purpose is a :class:`CutoverError`. Lower-leve
 
     CutoverError
     ├── ConfigurationError          settings that cannot work (e.g. SM3 configured but missing)
+    ├── UnknownSystem               no spec and no ledger entry for this system id
     ├── SpecError                   a cutover spec is invalid; carries every problem found
     ├── LifecycleError
     │   └── IllegalTransition       a lifecycle step that may not follow the current state
@@ -27,6 +28,7 @@ Every error the project raises on purpose is a :class:`CutoverError`. Lower-leve
     │   └── SignOffExpired          the sign-off deadline passed
     ├── DataMismatch                the original and migrated databases differ
     ├── HealthCheckFailed           a health check did not pass
+    ├── PreflightFailed             a check before anything changes failed; names each failed item
     ├── TrialRunNotOver             not a failure: the trial run's minimum period has not elapsed;
     │                               the cutover flow comes back at ``until``
     ├── RetentionError              the retention window forbids the action (e.g. early decommission)
@@ -55,6 +57,10 @@ class CutoverError(Exception):
 
 class ConfigurationError(CutoverError):
     """The settings cannot work as given."""
+
+
+class UnknownSystem(CutoverError):
+    """No spec and no ledger entry for this system id (a typo, or the wrong specs directory or ledger)."""
 
 
 @dataclass(frozen=True)
@@ -178,3 +184,7 @@ class TrialRunNotOver(CutoverError):
 
 class RollbackIncomplete(CutoverError):
     """An undo failed; the message names what is left to do by hand."""
+
+
+class PreflightFailed(CutoverError):
+    """A preflight check failed before anything changed; the message names each failed item and what to do."""

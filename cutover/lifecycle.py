@@ -6,7 +6,7 @@ Public surface::
     TRANSITIONS                          state -> the states it may move to (the only table)
     allowed_next(state) -> frozenset[LifecycleState]
     current_state(ledger, system_id) -> LifecycleState
-    transition(ledger, system_id, to, *, actor, reason, expected=None) -> LifecycleState
+    transition(ledger, system_id, to, *, actor, reason, expected=None, session=None) -> LifecycleState
     advance(ledger, system_id, to, *, expected, actor, reason, done_in=()) -> bool  (idempotent on restart)
     register_system(ledger, *, system_id, name, department, disposition,
                     spec_digest=None, actor) -> LifecycleState
@@ -14,6 +14,11 @@ Public surface::
 A transition is a compare-and-set on the system's row, and its audit event is written in the
 same transaction: either both happen or neither. Moving back to ``planned`` or ``tested`` voids
 the system's reports and signatures, so evidence of an earlier cycle can never be reused.
+
+A spec change is noticed in one place, :func:`register_system` (every command registering a
+spec goes through it: ``cutover plan``, the cutover flow's start, ...): a system that is
+``tested``, ``report_ready`` or ``signed`` under another spec digest goes back to ``planned``,
+voiding its report and signatures, audited with the reason "the spec changed".
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from typing import Final
 from sqlalchemy.orm import Session
 
 from cutover import audit
-from cutover.errors import IllegalTransition, LifecycleError
+from cutover.errors import IllegalTransition, UnknownSystem
 from cutover.ledger import AuditOutcome, Disposition, Ledger, LifecycleState
 
 __all__ = [
@@ -49,7 +54,8 @@ TRANSITIONS: Final[Mapping[LifecycleState, frozenset[LifecycleState]]] = Mapping
         _S.REJECTED: frozenset({_S.PLANNED}),
         _S.CUTTING_OVER: frozenset({_S.RETAINED, _S.COMPENSATED, _S.ROLLBACK_INCOMPLETE}),
         _S.COMPENSATED: frozenset({_S.PLANNED}),
-        _S.ROLLBACK_INCOMPLETE: frozenset({_S.COMPENSATED, _S.ROLLED_BACK}),
+        # left by `cutover resolve` (cutover.resolution): RETAINED only with the window still open
+        _S.ROLLBACK_INCOMPLETE: frozenset({_S.COMPENSATED, _S.RETAINED, _S.ROLLED_BACK}),
         _S.RETAINED: frozenset({_S.ROLLED_BACK, _S.DECOMMISSIONED, _S.ROLLBACK_INCOMPLETE}),
         _S.ROLLED_BACK: frozenset({_S.PLANNED}),
         _S.DECOMMISSIONED: frozenset(),
@@ -57,6 +63,15 @@ TRANSITIONS: Final[Mapping[LifecycleState, frozenset[LifecycleState]]] = Mapping
 )
 
 _VOIDING_TARGETS: Final = frozenset({_S.PLANNED, _S.TESTED})
+
+#: Where a changed spec sends a system holding test results made under the old one, move by move.
+_SPEC_CHANGE_PATH: Final[Mapping[LifecycleState, tuple[LifecycleState, ...]]] = MappingProxyType(
+    {
+        _S.TESTED: (_S.PLANNED,),
+        _S.REPORT_READY: (_S.TESTED, _S.PLANNED),
+        _S.SIGNED: (_S.TESTED, _S.PLANNED),
+    }
+)
 
 
 def allowed_next(state: LifecycleState) -> frozenset[LifecycleState]:
@@ -78,15 +93,19 @@ def transition(
     actor: str,
     reason: str,
     expected: LifecycleState | None = None,
+    session: Session | None = None,
 ) -> LifecycleState:
     """Move the system to ``to`` and audit it in one transaction, or raise and change nothing.
 
     ``expected`` is the state the caller believes the system is in; if it is elsewhere the move
-    is refused. Losing a race to another writer is refused the same way.
+    is refused. Losing a race to another writer is refused the same way. With ``session`` the move
+    joins that transaction (from ``ledger.session()``), with the caller's other changes.
     """
-    with ledger.session() as session:
-        source = _state_of(ledger, session, system_id)
-        _move(ledger, session, system_id, source, to, expected=expected, actor=actor, reason=reason)
+    if session is None:
+        with ledger.session() as own:
+            return transition(ledger, system_id, to, actor=actor, reason=reason, expected=expected, session=own)
+    source = _state_of(ledger, session, system_id)
+    _move(ledger, session, system_id, source, to, expected=expected, actor=actor, reason=reason)
     return to
 
 
@@ -180,7 +199,7 @@ def _void_evidence(ledger: Ledger, session: Session, system_id: str, to: Lifecyc
 def _state_of(ledger: Ledger, session: Session, system_id: str) -> LifecycleState:
     system = ledger.get_system(system_id, session=session)
     if system is None:
-        raise LifecycleError(
+        raise UnknownSystem(
             f"system {system_id!r} is not in the ledger; register it from its spec first "
             "(cutover.lifecycle.register_system)"
         )
@@ -197,8 +216,21 @@ def register_system(
     spec_digest: str | None = None,
     actor: str,
 ) -> LifecycleState:
-    """Add the system in ``planned``, or update its descriptive fields; never resets its state."""
+    """Add the system in ``planned``, or update its descriptive fields; returns its state after.
+
+    When the recorded ``spec_digest`` differs from the one given, the spec changed: a system that
+    is ``tested``, ``report_ready`` or ``signed`` goes back to ``planned`` (its report and
+    signatures voided, each move audited with the reason "the spec changed"), in the same
+    transaction that records the new digest. Other states are kept. Without ``spec_digest`` the
+    recorded one is kept.
+    """
     with ledger.session() as session:
+        before = ledger.get_system(system_id, session=session)
+        if before is not None and spec_digest is None:
+            spec_digest = before.spec_digest
+        elif before is not None and before.spec_digest not in (None, spec_digest):
+            reason = f"the spec changed ({before.spec_digest} -> {spec_digest}): test it again"
+            _back_to_planned(ledger, session, system_id, before.state, actor=actor, reason=reason)
         upsert = ledger.upsert_system(
             system_id=system_id,
             name=name,
@@ -216,3 +248,12 @@ def register_system(
                 detail={"changed": list(upsert.changed), "spec_digest": spec_digest},
             )
         return upsert.system.state
+
+
+def _back_to_planned(
+    ledger: Ledger, session: Session, system_id: str, state: LifecycleState, *, actor: str, reason: str
+) -> None:
+    """Void what was tested, reported and signed under an old spec (see :func:`register_system`)."""
+    for to in _SPEC_CHANGE_PATH.get(state, ()):
+        _move(ledger, session, system_id, state, to, expected=state, actor=actor, reason=reason)
+        state = to

@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 
 from cutover import lifecycle
-from cutover.errors import ConfigurationError
+from cutover.errors import UnknownSystem
 from cutover.ledger import Ledger, LifecycleState
 from cutover.settings import Settings, get_settings
 from cutover.spec import Spec
@@ -34,14 +34,19 @@ def find_spec(system_id: str, settings: Settings | None = None) -> tuple[Path, S
         spec = load(path)
         if spec.system.id == system_id:
             return path, spec
-    raise ConfigurationError(
+    raise UnknownSystem(
         f"no spec for system {system_id!r} in {settings.specs_dir.resolve()}; "
         "check the id, or set CUTOVER_SPECS_DIR to the directory holding its YAML file"
     )
 
 
 def register(ledger: Ledger, spec: Spec, *, actor: str, algorithm: str | None = None) -> LifecycleState:
-    """Record the system (idempotently) with its plan entry; returns its lifecycle state."""
+    """Record the system (idempotently) with its plan entry; returns its lifecycle state.
+
+    A spec whose digest differs from the registered one sends a tested, reported or signed
+    system back to ``planned``, voiding its report and signatures (see
+    :func:`cutover.lifecycle.register_system`): whichever command registers the edited spec first.
+    """
     state = lifecycle.register_system(
         ledger,
         system_id=spec.system.id,

@@ -55,6 +55,12 @@ class Settings(BaseSettings):
         description="Key (Fernet, urlsafe base64) that encrypts approvers' TOTP secrets at rest. "
         "Generated under `home` on first use when empty.",
     )
+    recovery_silence_s: float = Field(
+        default=90.0,
+        ge=45.0,
+        description="A flow run whose heartbeats (every 30 s) stop for this long is marked Crashed and its "
+        "work continued by the recover flow (set on the cutover workers, which create the automation).",
+    )
     warm_processes: int = Field(
         default=1,
         ge=1,

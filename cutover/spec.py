@@ -201,6 +201,12 @@ class SshStep(_StepBase):
     )
     sudo: bool | None = Field(default=None, description="Override the host's sudo setting.")
     stdin: SecretRef | None = Field(default=None, description="A secret written to the command's standard input.")
+    switches_traffic: bool = Field(
+        default=False,
+        description="This cutover step sends the users' traffic to the cloud copy. Until it succeeds the "
+        "original's data is unchanged, so a failed cutover only undoes (no data is carried back). At most "
+        "one step; default: the last state-changing ssh step of cutover.steps.",
+    )
 
 
 class HttpCheckStep(_StepBase):
@@ -289,6 +295,12 @@ class CutoverPlan(_Strict):
     steps: list[Step] = Field(min_length=1)
     health: list[HttpCheckStep] = Field(min_length=1, description="Checks of the migrated system.")
     health_gate: HealthGate = Field(default_factory=HealthGate)
+
+    def traffic_switch(self) -> str | None:
+        """The id of the step that sends traffic to the cloud copy (marked, else the last state-changing ssh step)."""
+        changing = [s for s in self.steps if isinstance(s, SshStep) and s.changes_state]
+        marked = [s.id for s in changing if s.switches_traffic]
+        return marked[0] if marked else (changing[-1].id if changing else None)
 
 
 class Watch(_Strict):

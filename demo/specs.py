@@ -2,7 +2,7 @@
 
 The steps call the estate's host programs by name (each host puts its ``bin/`` first on PATH):
 freeze the legacy app, pull the data to the cloud copy, verify the rows, switch the gateway.
-Rollback pulls the data written on the cloud back to legacy, verifies it, and routes back.
+Rollback makes legacy writable, pulls the data written on the cloud back to it, verifies it, and routes back.
 """
 
 from __future__ import annotations
@@ -142,6 +142,13 @@ def demo_spec(estate: Estate, *, system_id: str = DEMO_SYSTEM, stress_seconds: i
             "steps": [
                 {
                     "kind": "ssh",
+                    "id": "unfreeze-legacy",
+                    "name": "恢复写入 unfreeze",
+                    "host": "legacy",
+                    "run": ["appctl", "unfreeze"],
+                },
+                {
+                    "kind": "ssh",
                     "id": "reverse-sync",
                     "name": "反向数据同步 reverse sync",
                     "host": "legacy",
@@ -154,13 +161,6 @@ def demo_spec(estate: Estate, *, system_id: str = DEMO_SYSTEM, stress_seconds: i
                     "source": {"secret": "cloud-db"},
                     "target": {"secret": "legacy-db"},
                     "tables": TABLES,
-                },
-                {
-                    "kind": "ssh",
-                    "id": "unfreeze-legacy",
-                    "name": "恢复写入 unfreeze",
-                    "host": "legacy",
-                    "run": ["appctl", "unfreeze"],
                 },
                 {
                     "kind": "ssh",

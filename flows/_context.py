@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from uuid import UUID
 
+from cutover.claims import HolderState
 from cutover.ledger import Ledger, Run
 from cutover.secrets import install_log_redaction, redact
 from cutover.settings import Settings, get_settings
@@ -30,6 +32,28 @@ def current_flow_run_id() -> str | None:
 
     context = FlowRunContext.get()
     return str(context.flow_run.id) if context and context.flow_run else None
+
+
+def holder_state(flow_run_id: str) -> HolderState | None:
+    """What Prefect says of the flow run ``flow_run_id``: alive until it is in a final state.
+
+    Suspended (waiting for a sign-off), scheduled, pending and running runs are alive; crashed,
+    failed, cancelled, completed and deleted ones are not. None when the API cannot tell.
+    """
+    import httpx
+    from prefect import get_client
+    from prefect.exceptions import ObjectNotFound, PrefectException
+
+    try:
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(UUID(flow_run_id)).state
+    except ObjectNotFound:
+        return HolderState(alive=False, state="missing")
+    except (PrefectException, httpx.HTTPError, ValueError):
+        return None
+    if state is None:
+        return HolderState(alive=True, state="no state yet")
+    return HolderState(alive=not state.is_final(), state=state.name or state.type.value)
 
 
 @dataclass

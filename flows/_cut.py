@@ -15,6 +15,7 @@ from cutover.ledger import AuditOutcome, LifecycleState, RunState, StepPhase
 from cutover.retention import window_end
 from cutover.spec import CutoverPlan, Step
 from flows._context import RunContext, run_logger
+from flows._preflight import before_first_step
 from flows._saga import SagaOutcome, SagaState, run_saga
 from tasks.health import health_gate
 from tasks.report import artifact_key
@@ -31,6 +32,7 @@ _FINAL = {
 def cut_over(rc: RunContext) -> SagaOutcome:
     """Run the cutover steps as a saga (continuing from the ledger after a crash), then the health gate."""
     plan = _plan(rc)
+    before_first_step(rc)  # a failure stops here: nothing has changed, the lifecycle stays signed
     lifecycle.advance(
         rc.ledger,
         rc.system_id,
@@ -51,7 +53,14 @@ def cut_over(rc: RunContext) -> SagaOutcome:
             ),
         )
 
-    outcome = run_saga(rc.steps(), plan.steps, rollback_steps=rollback_steps, after=gate, execute=_step_as_task)
+    outcome = run_saga(
+        rc.steps(),
+        plan.steps,
+        rollback_steps=rollback_steps,
+        after=gate,
+        execute=_step_as_task,
+        switch=plan.traffic_switch(),
+    )
     rc.log(outcome.summary())
     return outcome
 

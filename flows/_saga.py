@@ -1,14 +1,22 @@
 """The cutover saga: steps in order; on failure, undo what ran, last first.
 
-Compensation is registered right after each step succeeds. A state-changing ssh step is undone
-by its ``undo`` command; an irreversible one by the rollback step named in ``covered_by``;
-read-only steps (checks, data verification) need nothing. A second compensation of the same
-run replays from the ledger and repeats nothing. If an undo fails, the saga ends
-``INCOMPLETE`` and names exactly what is left to do by hand — it never claims success it did not have.
+Compensation fits what happened. A state-changing ssh step is undone by its ``undo`` command,
+last first; read-only steps (checks, data verification) need nothing; a fan-out step is undone on
+the hosts where it succeeded, including the step that failed on some of its hosts. An
+irreversible step (a data copy to the cloud copy) is covered by the rollback step named in
+``covered_by`` only if traffic reached the cloud copy — its traffic switch
+(:meth:`cutover.spec.CutoverPlan.traffic_switch`) succeeded. Before that, the original's data is
+unchanged (it was frozen, users were never on the cloud copy), so no data is moved back. After
+it, the covering data steps run once every undo is done, when the original is writable again
+and the cloud copy no longer receives traffic (DESIGN.md: freeze the cloud copy first, make the
+original writable before copying into it). A second compensation of the same run replays from the
+ledger and repeats nothing. If an undo fails, the saga ends ``INCOMPLETE`` and names exactly what
+is left to do by hand — it never claims success it did not have.
 
-Crash safety: before running forward, steps that the ledger shows finished are skipped, and a
-step left ``started`` by a killed worker is reconciled: its ``check`` command decides whether it
-took effect; without a check the step is run again (such steps must be idempotent).
+Crash safety: a run whose compensation had begun resumes the compensation, never the forward
+plan. Otherwise steps the ledger shows finished are skipped, and a step left ``started`` by a
+killed worker is reconciled: its ``check`` command decides whether it took effect; without a
+check the step is run again (such steps must be idempotent).
 """
 
 from __future__ import annotations
@@ -17,11 +25,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from cutover import executions
 from cutover.errors import CutoverError
 from cutover.ledger import StepPhase, StepStatus
 from cutover.secrets import redact
 from cutover.spec import SshStep, Step
-from tasks.ssh import StepContext, run_ssh_step
+from tasks.ssh import StepContext, run_ssh_step, step_key
 from tasks.steps import StepReport, StepResult, execute_step
 
 Executor = Callable[[StepContext, Step, StepPhase], StepResult]
@@ -65,8 +74,16 @@ def run_saga(
     rollback_steps: Sequence[Step] = (),
     after: Callable[[], None] | None = None,
     execute: Executor = _run_step,
+    switch: str | None = None,
 ) -> SagaOutcome:
-    """Run ``steps`` in order, then ``after`` (e.g. the health gate); compensate on any failure."""
+    """Run ``steps`` in order, then ``after`` (e.g. the health gate); compensate on any failure.
+
+    ``switch`` is the id of the step that sends traffic to the cloud copy (default: the last
+    state-changing ssh step); see the module docstring for what it decides.
+    """
+    plan = _Plan(list(steps), list(rollback_steps), switch if switch is not None else _last_changing(steps))
+    if _compensation_began(ctx, plan):
+        return _resume_compensation(ctx, plan)
     done: list[Step] = []
     reports: list[StepReport] = []
     try:
@@ -80,66 +97,162 @@ def run_saga(
         if after is not None:
             after()
     except CutoverError as exc:
-        return _compensated(ctx, done, reports, _failed_id(steps, done), exc, rollback_steps)
+        return _compensated(ctx, plan, done, reports, exc)
     except BaseException as exc:  # cancelled or killed from inside: undo, then let it propagate
-        _compensated(ctx, done, reports, _failed_id(steps, done), exc, rollback_steps)
+        _compensated(ctx, plan, done, reports, exc)
         raise
     return SagaOutcome(SagaState.SUCCEEDED, reports)
 
 
-def _failed_id(steps: Sequence[Step], done: list[Step]) -> str:
-    return steps[len(done)].id if len(done) < len(steps) else "health-gate"
+@dataclass(frozen=True)
+class _Plan:
+    steps: list[Step]
+    rollback_steps: list[Step]
+    switch: str | None  # the traffic switch's step id
+
+    def failed_id(self, done: Sequence[Step]) -> str:
+        return self.steps[len(done)].id if len(done) < len(self.steps) else "health-gate"
+
+    def traffic_moved(self, done: Sequence[Step]) -> bool:
+        return self.switch is not None and any(step.id == self.switch for step in done)
+
+
+def _last_changing(steps: Sequence[Step]) -> str | None:
+    changing = [s.id for s in steps if isinstance(s, SshStep) and s.changes_state]
+    return changing[-1] if changing else None
 
 
 def _compensated(
-    ctx: StepContext,
-    done: list[Step],
-    reports: list[StepReport],
-    failed: str,
-    exc: BaseException,
-    rollback_steps: Sequence[Step],
+    ctx: StepContext, plan: _Plan, done: list[Step], reports: list[StepReport], exc: BaseException
 ) -> SagaOutcome:
+    failed = plan.failed_id(done)
     error = redact(str(exc)) or type(exc).__name__
     reports.append(StepReport(failed, failed, "run", "failed", error=error))
-    undo_reports, remaining = compensate(ctx, done, rollback_steps)
+    partly = [s for s in plan.steps if s.id == failed and _partly_done(ctx, s)]
+    undo_reports, remaining = compensate(
+        ctx, [*done, *partly], plan.rollback_steps, traffic_moved=plan.traffic_moved(done)
+    )
     state = SagaState.INCOMPLETE if remaining else SagaState.COMPENSATED
     return SagaOutcome(state, reports + undo_reports, failed, error, remaining)
 
 
+def _compensation_began(ctx: StepContext, plan: _Plan) -> bool:
+    return any(record.phase is StepPhase.UNDO for record in ctx.ledger.list_steps(ctx.run_id))
+
+
+def _resume_compensation(ctx: StepContext, plan: _Plan) -> SagaOutcome:
+    """After a crash during compensation: finish the compensation from the ledger, never go forward."""
+    done = [step for step in plan.steps if _forward_succeeded(ctx, step)]
+    failed = plan.failed_id(done)
+    if ctx.log:
+        ctx.log(f"compensation of run {ctx.run_id} had begun before a crash: it is resumed, not the forward plan")
+    reports = [StepReport(step.id, step.name, "run", "replayed") for step in done]
+    return _compensated(ctx, plan, done, reports, CutoverError(f"step {failed} failed before the crash"))
+
+
+def _forward_succeeded(ctx: StepContext, step: Step) -> bool:
+    keys = _host_keys(step) if isinstance(step, SshStep) else {None: step.id}
+    records = [ctx.ledger.get_step(ctx.run_id, key) for key in keys.values()]
+    return all(r is not None and r.status in _DONE for r in records)
+
+
+_DONE = frozenset({StepStatus.SUCCEEDED})
+
+
+def _host_keys(step: SshStep) -> dict[str | None, str]:
+    hosts = step.hosts or ([step.host] if step.host else [])
+    return {host: step_key(step, host, "run") for host in hosts}
+
+
+def _partly_done(ctx: StepContext, step: Step) -> bool:
+    """A fan-out step that failed on some hosts and succeeded on others."""
+    if not isinstance(step, SshStep) or not step.hosts or not step.changes_state:
+        return False
+    records = [ctx.ledger.get_step(ctx.run_id, key) for key in _host_keys(step).values()]
+    return any(r is not None and r.status is StepStatus.SUCCEEDED for r in records)
+
+
 def compensate(
-    ctx: StepContext, done: Sequence[Step], rollback_steps: Sequence[Step]
+    ctx: StepContext, done: Sequence[Step], rollback_steps: Sequence[Step], *, traffic_moved: bool = True
 ) -> tuple[list[StepReport], list[str]]:
-    """Undo ``done`` last first; return the reports and what is left to do by hand."""
+    """Undo ``done`` last first, then carry data back if traffic had moved; the reports and what is left."""
     covering = {s.id: s for s in rollback_steps}
     reports: list[StepReport] = []
     remaining: list[str] = []
-    for step in reversed(done):
-        report = _undo_one(ctx, step, covering)
-        reports.append(report)
-        if report.outcome == "undo failed":
-            remaining.append(f"undo step {step.id!r} ({report.action}) — {report.error}")
+    undone = [s for s in reversed(done) if not _covered(s)]
+    covered = [s for s in reversed(done) if _covered(s)]
+    for step in undone:
+        _record(reports, remaining, _undo_one(ctx, step))
+    for step in covered:
+        _record(reports, remaining, _cover_one(ctx, step, covering, traffic_moved=traffic_moved))
     return reports, remaining
 
 
-def _undo_one(ctx: StepContext, step: Step, covering: dict[str, Step]) -> StepReport:
-    if not isinstance(step, SshStep) or not step.changes_state:
+def _covered(step: Step) -> bool:
+    return isinstance(step, SshStep) and step.changes_state and step.undo is None
+
+
+def _record(reports: list[StepReport], remaining: list[str], report: StepReport) -> None:
+    reports.append(report)
+    if report.outcome == "undo failed":
+        remaining.append(f"undo step {report.step_id!r} ({report.action}) — {report.error}")
+
+
+def _undo_one(ctx: StepContext, step: Step) -> StepReport:
+    if not isinstance(step, SshStep) or not step.changes_state or step.undo is None:
         return StepReport(step.id, step.name, "none", "nothing to undo")
     try:
-        if step.undo is not None:
-            result = execute_step(ctx, step, phase=StepPhase.UNDO, command="undo")
-            return StepReport(step.id, step.name, "undo", "undone", result.duration_s)
+        if step.hosts:
+            return _undo_where_done(ctx, step)
+        result = execute_step(ctx, step, phase=StepPhase.UNDO, command="undo")
+        return StepReport(step.id, step.name, "undo", "undone", result.duration_s)
+    except CutoverError as exc:
+        return StepReport(step.id, step.name, "undo", "undo failed", error=redact(str(exc)))
+
+
+def _undo_where_done(ctx: StepContext, step: SshStep) -> StepReport:
+    """Undo a fan-out step on each host where it succeeded (not where it failed or never ran)."""
+    hosts = [h for h, key in _host_keys(step).items() if _succeeded(ctx, key)]
+    errors: list[str] = []
+    for host in hosts:
+        try:
+            run_ssh_step(ctx, step, host or "", command="undo", phase=StepPhase.UNDO)
+        except CutoverError as exc:
+            errors.append(f"{host}: {redact(str(exc))}")
+    if errors:
+        return StepReport(step.id, step.name, "undo", "undo failed", error="; ".join(errors))
+    return StepReport(step.id, step.name, f"undo on {', '.join(h or '' for h in hosts) or 'no host'}", "undone")
+
+
+def _succeeded(ctx: StepContext, key: str) -> bool:
+    record = ctx.ledger.get_step(ctx.run_id, key)
+    return record is not None and record.status is StepStatus.SUCCEEDED
+
+
+def _cover_one(ctx: StepContext, step: Step, covering: dict[str, Step], *, traffic_moved: bool) -> StepReport:
+    assert isinstance(step, SshStep)
+    action = f"covered by {step.covered_by}"
+    if not traffic_moved:
+        return StepReport(
+            step.id, step.name, action, "not needed: traffic never reached the cloud copy, the original is unchanged"
+        )
+    try:
         cover = covering[step.covered_by or ""]
         result = execute_step(ctx, cover, phase=StepPhase.UNDO, key=f"{cover.id}:covers:{step.id}")
-        return StepReport(step.id, step.name, f"covered by {cover.id}", "undone", result.duration_s)
+        return StepReport(step.id, step.name, action, "undone", result.duration_s)
     except (CutoverError, KeyError) as exc:
-        action = "undo" if isinstance(step, SshStep) and step.undo is not None else f"covered by {step.covered_by}"
         return StepReport(step.id, step.name, action, "undo failed", error=redact(str(exc)))
 
 
 def _reconcile(ctx: StepContext, step: Step) -> None:
-    """A step left ``started`` by a killed worker: decide with its check whether it took effect."""
+    """A step left ``started`` by a killed worker: decide with its check whether it took effect.
+
+    Not when its definition changed since: the step runs again as a new attempt either way.
+    """
     record = ctx.ledger.get_step(ctx.run_id, step.id)
     if record is None or record.status is not StepStatus.STARTED:
+        return
+    if record.step_digest != executions.definition_digest(step, ctx.ledger.digest):
         return
     if isinstance(step, SshStep) and step.check is not None and step.host is not None:
         took_effect = _check_passes(ctx, step)
@@ -149,7 +262,7 @@ def _reconcile(ctx: StepContext, step: Step) -> None:
         )
     else:
         status, note = StepStatus.UNKNOWN, "outcome unknown after a crash and no check: running it again"
-    ctx.ledger.finish_step(ctx.run_id, step.id, status=status, detail={"reconciled": note})
+    executions.finish(ctx.ledger, ctx.run_id, step.id, status=status, actor=ctx.actor, detail={"reconciled": note})
     if ctx.log:
         ctx.log(f"{step.id}: reconciled after a crash — {note}")
 

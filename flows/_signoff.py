@@ -5,6 +5,7 @@ from __future__ import annotations
 from cutover import lifecycle
 from cutover.ledger import LifecycleState, Report, ReportKind
 from flows._context import RunContext
+from flows._preflight import before_signoff
 from flows.deployments import artifact_url
 from flows.signoff_deadline import schedule_wakeup
 from tasks.report import artifact_key
@@ -27,6 +28,7 @@ def joint_signoff(rc: RunContext, report: Report) -> SignOffOutcome:
         report_link=report_link(rc.system_id),
         deadline=report.created_at + platform.signoff_deadline,
     )
+    before_signoff(rc)  # hosts, programs, secrets, databases, URLs: checked before anyone is asked to sign
     outcome = collect_signoff(rc.ledger, request, settings=rc.settings, schedule_wakeup=schedule_wakeup)
     signers = ", ".join(f"{s.approver_id} ({s.party.value})" for s in outcome.signatures)
     lifecycle.advance(

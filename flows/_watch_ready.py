@@ -1,94 +1,19 @@
-"""Is the retained original still ready to take the traffic back? A cheap check per system.
+"""Is the retained original still ready to take the traffic back? The watch's sweep of one system.
 
-The original is ready when every host its rollback steps use answers over SSH (pinned host key,
-our key accepted) and runs a harmless command. A spec may declare its own readiness commands
-(``retention.watch.readiness``: read-only ssh steps such as ``appctl status`` on the legacy host,
-or HTTP checks of the original); when it does, those run instead. Nothing here changes a host.
+The checks themselves (which ones, how each runs) live in :mod:`tasks.readiness`, shared with the
+preflight before a cutover; the watch runs a system's checks one after the other (they are few
+and cheap). Nothing here changes a host.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
-from dataclasses import dataclass
-
-import paramiko
-
-from cutover.errors import HostError
 from cutover.settings import Settings
-from cutover.spec import HttpCheckStep, Spec, SshStep
-from tasks.health import probe
-from tasks.ssh import HostConnection, Timeouts, host_target
+from cutover.spec import Spec
+from tasks.readiness import READY_PREFIX, Readiness, check_one, readiness_checks
 
-READY_PREFIX = "ready-"
-_TIMEOUTS = Timeouts(connect=3.0, banner=5.0, auth=5.0)
-_DEADLINE_S = 10.0
-
-
-@dataclass(frozen=True)
-class Readiness:
-    """One readiness check's result."""
-
-    check: str
-    passed: bool
-    latency_ms: float
-    detail: str
-
-    def describe(self) -> str:
-        return f"{self.check}: {'ready' if self.passed else 'NOT ready'} ({self.detail})"
-
-
-def readiness_checks(spec: Spec) -> list[SshStep | HttpCheckStep]:
-    """The spec's declared readiness checks, or one ``true`` over SSH per rollback host."""
-    declared: Sequence[SshStep | HttpCheckStep] | None = getattr(spec.retention.watch, "readiness", None)
-    if declared:
-        return list(declared)
-    hosts: list[str] = []
-    for step in spec.rollback.steps if spec.rollback else []:
-        if isinstance(step, SshStep):
-            hosts += [h for h in ([step.host] if step.host else step.hosts or []) if h not in hosts]
-    return [
-        SshStep(
-            kind="ssh",
-            id=f"{READY_PREFIX}{host}",
-            name=f"{host} reachable",
-            host=host,
-            run=["true"],
-            changes_state=False,
-        )
-        for host in hosts
-    ]
+__all__ = ["READY_PREFIX", "Readiness", "check_readiness", "readiness_checks"]
 
 
 def check_readiness(spec: Spec, settings: Settings) -> list[Readiness]:
     """Run every readiness check of ``spec`` (sequentially; they are few and cheap)."""
-    return [_one(spec, check, settings) for check in readiness_checks(spec)]
-
-
-def _one(spec: Spec, check: SshStep | HttpCheckStep, settings: Settings) -> Readiness:
-    name = check.id if check.id.startswith(READY_PREFIX) else f"{READY_PREFIX}{check.id}"
-    if isinstance(check, HttpCheckStep):
-        seen = probe(check)
-        return Readiness(name, seen.passed, seen.latency_ms, seen.describe())
-    return _ssh(spec, check, name, settings)
-
-
-def _ssh(spec: Spec, check: SshStep, name: str, settings: Settings) -> Readiness:
-    started = time.perf_counter()
-    host = check.host or (check.hosts or [""])[0]
-    argv = [a for a in check.run if isinstance(a, str)]
-    try:
-        connection = HostConnection.open(host_target(spec, host, settings), _TIMEOUTS)
-        try:
-            outcome = connection.run(argv, deadline_s=_DEADLINE_S)
-        finally:
-            connection.close()
-    except (HostError, OSError, paramiko.SSHException) as exc:
-        return Readiness(name, False, _ms(started), f"host {host} not reachable over SSH: {exc}")
-    passed = outcome.exit_status == 0 and not outcome.timed_out
-    detail = f"host {host}: `{' '.join(argv)}` exited {outcome.exit_status}"
-    return Readiness(name, passed, _ms(started), detail)
-
-
-def _ms(started: float) -> float:
-    return (time.perf_counter() - started) * 1000
+    return [check_one(spec, check, settings) for check in readiness_checks(spec)]

@@ -20,7 +20,7 @@ from cutover.ledger import Ledger, LifecycleState, RunKind, RunState
 from cutover.runtime import find_spec, open_ledger, register
 from cutover.secrets import redact
 from cutover.spec import Spec
-from flows._context import RunContext, current_flow_run_id
+from flows._context import RunContext, current_flow_run_id, holder_state
 from flows._cut import cut_over, record_and_open_retention
 from flows._signoff import joint_signoff
 from flows._test_platform import test_on_test_platform
@@ -57,7 +57,13 @@ def begin(system_id: str, *, resume: bool, actor: str) -> RunContext:
     ledger = open_ledger()
     _restart_if_needed(ledger, spec, actor)
     run = claims.claim(
-        ledger, spec.system.id, RunKind.CUTOVER, actor=actor, flow_run_id=current_flow_run_id(), resume=resume
+        ledger,
+        spec.system.id,
+        RunKind.CUTOVER,
+        actor=actor,
+        flow_run_id=current_flow_run_id(),
+        resume=resume,
+        holder_state=holder_state,
     ).run
     return RunContext(spec=spec, spec_path=path, ledger=ledger, run=run, actor=actor)
 
@@ -73,26 +79,7 @@ def _restart_if_needed(ledger: Ledger, spec: Spec, actor: str) -> None:
             reason=f"new attempt after {system.state.value}",
             expected=system.state,
         )
-    if system is not None and system.spec_digest not in (None, spec.digest(ledger.digest)):
-        _spec_changed(ledger, spec.system.id, actor)
-    register(ledger, spec, actor=actor)
-
-
-def _spec_changed(ledger: Ledger, system_id: str, actor: str) -> None:
-    state = lifecycle.current_state(ledger, system_id)
-    path = {
-        LifecycleState.SIGNED: [LifecycleState.TESTED, LifecycleState.PLANNED],
-        LifecycleState.REPORT_READY: [LifecycleState.TESTED, LifecycleState.PLANNED],
-        LifecycleState.TESTED: [LifecycleState.PLANNED],
-    }
-    for step in path.get(state, []):
-        lifecycle.transition(
-            ledger,
-            system_id,
-            step,
-            actor=actor,
-            reason="the spec changed: its report and signatures are void; test again",
-        )
+    register(ledger, spec, actor=actor)  # a changed spec voids the report and signatures (lifecycle.register_system)
 
 
 def come_back_during_trial_run(rc: RunContext, waiting: TrialRunNotOver) -> str:

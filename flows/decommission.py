@@ -35,7 +35,7 @@ from cutover.ledger import (
 from cutover.runtime import find_spec, open_ledger
 from cutover.secrets import redact
 from cutover.spec import Spec
-from flows._context import current_flow_run_id, run_logger
+from flows._context import current_flow_run_id, holder_state, run_logger
 from flows.deployments import artifact_url, remove_rollback_deployment
 from flows.signoff_deadline import schedule_wakeup
 from tasks.report import artifact_key
@@ -47,13 +47,20 @@ _DEFAULT_SIGNOFF_DEADLINE = timedelta(days=14)
 
 
 @flow(name="decommission", flow_run_name="decommission-{system_id}", persist_result=False, log_prints=False)
-def decommission_flow(system_id: str, actor: str = "ops") -> str:
+def decommission_flow(system_id: str, actor: str = "ops", resume: bool = False) -> str:
     """Decommission ``system_id``'s original once its window ended and both parties signed."""
     _, spec = find_spec(system_id)
     ledger = open_ledger()
     window = check_decommission_allowed(ledger, system_id, actor=actor)
     run = claims.claim(
-        ledger, system_id, RunKind.DECOMMISSION, actor=actor, flow_run_id=current_flow_run_id(), check=_still_retained
+        ledger,
+        system_id,
+        RunKind.DECOMMISSION,
+        actor=actor,
+        flow_run_id=current_flow_run_id(),
+        resume=resume,
+        check=_still_retained,
+        holder_state=holder_state,
     ).run
     try:
         report = _report(ledger, spec, run, window)

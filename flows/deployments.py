@@ -9,6 +9,7 @@ deployments the flows need at run time, the scheduled watch.
     cutover             系统割接   test, report, joint sign-off, cutover, retention (one system)
     watch               保留期监控 every retained system; automatic rollback after K failed checks
     decommission        服务退出   after the window, signed by both parties
+    recover             自动恢复   continues a crashed run's work (flows.recovery)
     signoff-deadline    签认截止   wakes a sign-off left waiting past its deadline
     rollback-<system>   一键回退   one click in the UI; created when the system enters retention
 
@@ -53,10 +54,13 @@ from tasks.report import artifact_key
 __all__ = [
     "DEFAULT_POOL",
     "DEPLOYMENTS",
+    "HEARTBEAT_S",
     "Deployment",
     "artifact_url",
     "deployment_url",
     "ensure_decommission_deployment",
+    "ensure_deployment",
+    "ensure_recover_deployment",
     "ensure_rollback_deployment",
     "ensure_signoff_deadline_deployment",
     "ensure_watch_deployment",
@@ -81,6 +85,7 @@ class Deployment:
     parameters: Mapping[str, Any] = field(default_factory=dict)
     concurrency_limit: int | None = 1
     interval: timedelta | None = None
+    job_variables: Mapping[str, Any] = field(default_factory=lambda: dict(_JOB_VARIABLES))
 
     def flow(self) -> Flow[Any, Any]:
         """The flow object behind :attr:`entrypoint` (imported on demand: no import cycle)."""
@@ -100,11 +105,21 @@ class Deployment:
             entry["concurrency_limit"] = self.concurrency_limit
         if self.interval is not None:
             entry["schedules"] = [{"interval": int(self.interval.total_seconds())}]
-        entry["work_pool"] = {"name": work_pool}
+        entry["work_pool"] = {"name": work_pool, "job_variables": _plain(self.job_variables)}
         return entry
 
 
 _WATCH_EVERY = timedelta(minutes=5)
+
+#: Seconds between two heartbeats of every flow run of these deployments (Prefect's zombie detection,
+#: see flows.recovery); set in the runs' environment through the deployments' job variables.
+HEARTBEAT_S = 30
+_JOB_VARIABLES: Mapping[str, Any] = {"env": {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT_S)}}
+
+
+def _plain(value: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _plain(v) if isinstance(v, Mapping) else v for k, v in value.items()}
+
 
 #: Every static deployment, by name. The one source of prefect.yaml and of the code that applies them.
 DEPLOYMENTS: Mapping[str, Deployment] = {
@@ -130,6 +145,13 @@ DEPLOYMENTS: Mapping[str, Deployment] = {
             entrypoint="flows.decommission.decommission_flow",
             description="服务退出 Decommission a retained original after its window, signed by both parties.",
             tags=("cutover", "decommission"),
+        ),
+        Deployment(
+            name="recover",
+            entrypoint="flows.recovery.recover",
+            description="自动恢复 Continues the work of a crashed run (its worker died) from the ledger.",
+            tags=("cutover", "recovery"),
+            concurrency_limit=None,
         ),
         Deployment(
             name="signoff-deadline",
@@ -222,6 +244,11 @@ def remove_rollback_deployment(system_id: str) -> bool:
     return True
 
 
+def ensure_deployment(name: str, *, work_pool: str = DEFAULT_POOL) -> UUID:
+    """Create or update the deployment ``name`` of :data:`DEPLOYMENTS` on ``work_pool``; its id."""
+    return _apply(DEPLOYMENTS[name], work_pool=work_pool)
+
+
 def ensure_decommission_deployment(*, work_pool: str = DEFAULT_POOL) -> UUID:
     """The ``decommission/decommission`` deployment (the sign-off suspends, which needs one)."""
     return _apply(DEPLOYMENTS["decommission"], work_pool=work_pool)
@@ -230,6 +257,11 @@ def ensure_decommission_deployment(*, work_pool: str = DEFAULT_POOL) -> UUID:
 def ensure_signoff_deadline_deployment(*, work_pool: str = DEFAULT_POOL) -> UUID:
     """The ``signoff-deadline/signoff-deadline`` deployment that wakes sign-offs left past their deadline."""
     return _apply(DEPLOYMENTS["signoff-deadline"], work_pool=work_pool)
+
+
+def ensure_recover_deployment(*, work_pool: str = DEFAULT_POOL) -> UUID:
+    """The ``recover/recover`` deployment the crash automation starts (see :mod:`flows.recovery`)."""
+    return _apply(DEPLOYMENTS["recover"], work_pool=work_pool)
 
 
 def ensure_watch_deployment(
@@ -246,6 +278,7 @@ def ensure_work_pool(name: str = DEFAULT_POOL) -> None:
     The cutover worker (:mod:`worker`) is a process worker: its pools take the process job template.
     """
     from prefect.workers.process import ProcessWorker  # only when a pool is created: a heavy import
+
     with get_client(sync_client=True) as client:
         try:
             client.read_work_pool(name)
@@ -282,6 +315,7 @@ def _apply(deployment: Deployment, *, work_pool: str, paused: bool = False) -> U
             interval=deployment.interval,
             paused=paused,
             concurrency_limit=deployment.concurrency_limit,
+            job_variables=_plain(deployment.job_variables),
             entrypoint_type=EntrypointType.MODULE_PATH,
         ),
     )

@@ -22,7 +22,7 @@ from prefect.states import Completed
 from cutover.errors import ConcurrencyRefused, RetentionError, RollbackIncomplete
 from cutover.runtime import find_spec, open_ledger
 from cutover.secrets import redact
-from flows._context import current_flow_run_id, run_logger
+from flows._context import current_flow_run_id, holder_state, run_logger
 from rollback import RollbackOutcome, RollbackState, run_rollback
 from tasks.report import artifact_key
 from tasks.steps import step_table
@@ -50,6 +50,7 @@ def rollback_flow(
             flow_run_id=current_flow_run_id(),
             resume=resume,
             log=lambda line: logger.info(line),
+            holder_state=holder_state,
         )
     except (ConcurrencyRefused, RetentionError) as exc:
         logger.warning("rollback refused: %s", exc)

@@ -44,7 +44,13 @@ class RollbackClaim:
 
 
 def claim_rollback(
-    ledger: Ledger, system_id: str, *, flow_run_id: str | None, resume: bool, actor: str
+    ledger: Ledger,
+    system_id: str,
+    *,
+    flow_run_id: str | None,
+    resume: bool,
+    actor: str,
+    holder_state: claims.HolderLookup | None = None,
 ) -> RollbackClaim:
     """Create (or take over) the system's rollback run and lock, or raise the refusal (audited)."""
     window = ledger.current_retention_window(system_id)
@@ -57,6 +63,7 @@ def claim_rollback(
         resume=resume,
         check=_check_allowed,
         reverses_run_id=window.cutover_run_id if window is not None else None,
+        holder_state=holder_state,
     )
     with ledger.session() as session:
         window = _open_window(session, system_id)
@@ -77,8 +84,9 @@ def _check_allowed(session: Session, system: System | None) -> None:
     if _open_window(session, system.id) is None:
         raise RetentionError(
             f"system {system.id!r} is {system.state.value} but has no open retention window (the cutover "
-            "itself ended incomplete); there is no retained original to go back to. Finish the cutover's "
-            "compensation by hand as its run report says"
+            "itself ended incomplete); there is no retained original to go back to. Retry the cutover's "
+            f"undo with `cutover resolve {system.id}`, or, once it is finished by hand, record it: "
+            f"`cutover resolve {system.id} --manual --state compensated --note '...'`"
         )
 
 

@@ -2,8 +2,9 @@
 and the health gate the original must pass at the end.
 
 A rollback that ended incomplete is retried as a new ledger run reversing the same cutover. A
-state-changing step that succeeded in an earlier attempt is not repeated (it is recorded
-``skipped``, naming the run that did it). Read-only steps — data verification, HTTP checks, ssh
+state-changing step that succeeded in an earlier attempt, as the spec defines it now (the same
+step digest, see :mod:`cutover.executions`), is not repeated (it is recorded ``skipped``, naming
+the run that did it); one whose definition changed since runs again. Read-only steps — data verification, HTTP checks, ssh
 steps with ``changes_state: false`` — always run again: they check the state as it is now.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cutover.errors import ConfigurationError
+from cutover.executions import definition_digest
 from cutover.ledger import Ledger, RunKind, StepPhase, StepStatus
 from cutover.spec import HealthGate, HttpCheckStep, Spec, SshStep, Step
 
@@ -43,7 +45,8 @@ def build_plan(spec: Spec, ledger: Ledger, *, cutover_run_id: str, run_id: str) 
             "add rollback.steps (reverse sync, verify, traffic back) to its YAML file"
         )
     gate = spec.cutover.health_gate if spec.cutover else HealthGate()
-    done = _done_earlier(ledger, spec.system.id, cutover_run_id, run_id)
+    digests = {key: definition_digest(step, ledger.digest) for step in spec.rollback.steps for key in step_keys(step)}
+    done = _done_earlier(ledger, spec.system.id, cutover_run_id, run_id, digests)
     return RollbackPlan(tuple(spec.rollback.steps), tuple(spec.rollback.health), gate, done)
 
 
@@ -59,7 +62,10 @@ def changes_state(step: Step) -> bool:
     return isinstance(step, SshStep) and step.changes_state
 
 
-def _done_earlier(ledger: Ledger, system_id: str, cutover_run_id: str, run_id: str) -> dict[str, str]:
+def _done_earlier(
+    ledger: Ledger, system_id: str, cutover_run_id: str, run_id: str, digests: dict[str, str]
+) -> dict[str, str]:
+    """Step key -> the earlier rollback run whose newest attempt of it succeeded under ``digests[key]``."""
     earlier = [
         run.id
         for run in ledger.list_runs(system_id)
@@ -67,7 +73,12 @@ def _done_earlier(ledger: Ledger, system_id: str, cutover_run_id: str, run_id: s
     ]
     done: dict[str, str] = {}
     for earlier_id in earlier:
-        for record in ledger.list_steps(earlier_id):
-            if record.phase is StepPhase.ROLLBACK and record.status is StepStatus.SUCCEEDED:
-                done[record.step_id] = earlier_id
+        newest = {record.step_id: record for record in ledger.list_steps(earlier_id)}
+        for key, record in newest.items():
+            if (
+                record.phase is StepPhase.ROLLBACK
+                and record.status is StepStatus.SUCCEEDED
+                and record.step_digest == digests.get(key)
+            ):
+                done[key] = earlier_id
     return done

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from cutover import audit, claims, lifecycle
+from cutover import audit, claims, executions, lifecycle
 from cutover.errors import CutoverError
 from cutover.ledger import AuditOutcome, Ledger, LifecycleState, RetentionCloseReason, RunState, StepPhase, StepStatus
 from cutover.secrets import redact
@@ -62,7 +62,9 @@ class RollbackOutcome:
         return (
             f"ROLLBACK INCOMPLETE for {self.system_id} (run {self.run_id}): step {self.failed_step} failed: "
             f"{self.error}. Left to do: " + "; ".join(self.remaining) + ". Fix the cause, then run the rollback "
-            "again (`cutover rollback " + self.system_id + "`): completed steps are not repeated"
+            "again (`cutover rollback " + self.system_id + "`): completed steps are not repeated. If it is "
+            "finished by hand instead, record it: `cutover resolve " + self.system_id + " --manual --state "
+            "rolled_back|retained --note '...'`"
         )
 
 
@@ -75,10 +77,17 @@ def run_rollback(
     resume: bool = False,
     settings: Settings | None = None,
     log: Log | None = None,
+    holder_state: claims.HolderLookup | None = None,
 ) -> RollbackOutcome:
-    """Roll ``spec``'s system back to its retained original; raise the refusal if it may not."""
+    """Roll ``spec``'s system back to its retained original; raise the refusal if it may not.
+
+    ``holder_state`` tells whether the flow run of an interrupted rollback is still alive: a dead
+    one's rollback is continued by this request instead of refused (see :mod:`cutover.claims`).
+    """
     system_id = spec.system.id
-    claim = claim_rollback(ledger, system_id, flow_run_id=flow_run_id, resume=resume, actor=actor)
+    claim = claim_rollback(
+        ledger, system_id, flow_run_id=flow_run_id, resume=resume, actor=actor, holder_state=holder_state
+    )
     ctx = StepContext(
         spec=spec,
         ledger=ledger,
@@ -126,10 +135,26 @@ def _one_step(ctx: StepContext, plan: RollbackPlan, step: Step) -> StepReport:
 
 
 def _skip(ctx: StepContext, step: Step, keys: list[str], earlier_run: str) -> StepReport:
+    digest = executions.definition_digest(step, ctx.ledger.digest)
     for key in keys:
-        claim = ctx.ledger.begin_step(ctx.run_id, key, phase=StepPhase.ROLLBACK, detail={"kind": step.kind})
-        if claim.is_new or claim.record.status is StepStatus.STARTED:
-            ctx.ledger.finish_step(ctx.run_id, key, status=StepStatus.SKIPPED, detail={"done_in_run": earlier_run})
+        claim = executions.begin(
+            ctx.ledger,
+            ctx.run_id,
+            key,
+            step_digest=digest,
+            phase=StepPhase.ROLLBACK,
+            actor=ctx.actor,
+            detail={"kind": step.kind},
+        )
+        if not claim.done:
+            executions.finish(
+                ctx.ledger,
+                ctx.run_id,
+                key,
+                status=StepStatus.SKIPPED,
+                actor=ctx.actor,
+                detail={"done_in_run": earlier_run},
+            )
     _log(ctx, f"rollback step {step.id}: done by the earlier attempt {earlier_run}, not repeated")
     return StepReport(step.id, step.name, "run", f"done in run {earlier_run}")
 
@@ -139,7 +164,12 @@ def _original_health(ctx: StepContext, plan: RollbackPlan) -> StepReport:
         return StepReport(HEALTH_KEY, "health of the original", "none", "no checks declared in rollback.health")
     started = time.monotonic()
     replayed, _ = recorded(
-        ctx, HEALTH_KEY, phase=StepPhase.ROLLBACK, kind="health_gate", act=lambda: _gate_of_original(ctx, plan)
+        ctx,
+        HEALTH_KEY,
+        phase=StepPhase.ROLLBACK,
+        kind="health_gate",
+        act=lambda: _gate_of_original(ctx, plan),
+        definition={"health": plan.health, "gate": plan.gate},
     )
     outcome = "replayed" if replayed else "succeeded"
     return StepReport(HEALTH_KEY, "health of the original", "gate", outcome, time.monotonic() - started)

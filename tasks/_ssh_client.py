@@ -227,23 +227,50 @@ def _handshake(target: HostTarget, timeouts: Timeouts) -> paramiko.Transport:
     except (paramiko.SSHException, OSError, EOFError) as exc:
         transport.close()
         raise HostUnreachable(f"{target.where} did not complete the SSH handshake: {exc}") from exc
+    if not transport.is_active() or not transport.initial_kex_done:  # start_client returns silently at its timeout
+        transport.close()
+        raise HostUnreachable(
+            f"{target.where} did not complete the SSH handshake within {timeouts.banner:g} s; "
+            "check that an SSH server (not another service) listens on that port"
+        )
     return transport
 
 
 def _verify_host_key(target: HostTarget, key: paramiko.PKey) -> None:
     presented = f"{key.get_name()} {fingerprint(key)}"
     expected = _expected_key(target)
+    facts = {"host": target.name, "presented": presented, "pinned": _pinned_fingerprints(expected)}
     if expected is None:
         raise HostKeyRefused(
             f"{target.where} is not in the known_hosts file {target.known_hosts_file}; it presented {presented}. "
-            "Nothing was run. Verify the key out of band, then pin it in the spec (host_key: 'SHA256:...')."
+            "Nothing was run. Verify the key out of band, then pin it in the spec (host_key: 'SHA256:...').",
+            detail=facts,
         )
     if not _matches(expected, key):
         raise HostKeyRefused(
             f"{target.where} presented {presented}, which does not match the pinned key {expected}. Nothing was run. "
             "If the host was rebuilt, verify its new key out of band and update the spec's host_key; otherwise "
-            "treat this as a possible interception and stop."
+            "treat this as a possible interception and stop.",
+            detail=facts,
         )
+
+
+def _pinned_fingerprints(expected: str | None) -> list[str]:
+    """The ``SHA256:`` fingerprints of what is pinned (a fingerprint, or public key lines)."""
+    if expected is None:
+        return []
+    if expected.startswith("SHA256:"):
+        return [expected]
+    words = expected.split()
+    pairs = zip(words[::2], words[1::2], strict=False)
+    prints = []
+    for kind, blob in pairs:
+        try:
+            digest = hashlib.sha256(base64.b64decode(blob, validate=True)).digest()
+        except ValueError:
+            continue
+        prints.append(f"{kind} SHA256:" + base64.b64encode(digest).decode().rstrip("="))
+    return prints
 
 
 def _expected_key(target: HostTarget) -> str | None:

@@ -2,8 +2,10 @@
 
 ``run_ssh_step`` runs one spec step (its ``run``, ``undo`` or ``check`` command) on one host;
 ``fan_out`` runs it on many hosts with bounded concurrency and keeps every host's outcome. Each
-execution is recorded in the ledger under its idempotency key (run id, step key) before and after
-it acts; a key already finished is not run again. Connections are pooled per flow run, one per
+execution is recorded in the ledger and the audit trail (:mod:`cutover.executions`) under its
+idempotency key (run id, step key) and the digest of the step definition, before and after it
+acts; a key that succeeded under the same definition is not run again (``replayed``), one whose
+definition changed runs again as a new attempt. Connections are pooled per flow run, one per
 host, and closed by :func:`close_connections` when the flow ends. Secrets in arguments or stdin
 are resolved at the last moment and masked in every log line, ledger row and error.
 """
@@ -21,7 +23,7 @@ from typing import Literal
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from cutover import audit
+from cutover import audit, executions
 from cutover.errors import CommandFailed, CommandTimedOut, HostError, HostKeyRefused
 from cutover.ledger import AuditOutcome, Ledger, StepPhase, StepStatus
 from cutover.secrets import redact, resolve
@@ -175,8 +177,17 @@ def run_ssh_step(
     argv = _command(step, command)
     key = key or step_key(step, host_id, command)
     shown = display_argv(argv)
-    claim = ctx.ledger.begin_step(ctx.run_id, key, phase=phase, host=host_id, detail={"argv": shown})
-    if not claim.is_new and claim.record.status is StepStatus.SUCCEEDED:
+    claim = executions.begin(
+        ctx.ledger,
+        ctx.run_id,
+        key,
+        step_digest=executions.definition_digest(step, ctx.ledger.digest),
+        phase=phase,
+        actor=ctx.actor,
+        host=host_id,
+        detail={"argv": shown},
+    )
+    if claim.done:
         _log(ctx, f"{key} on {host_id}: already done in this run (ledger), not repeated")
         return HostResult(host_id, claim.record.exit_status or 0, 0.0, claim.record.output_tail.splitlines(), True)
     try:
@@ -214,9 +225,11 @@ def _finish(
 ) -> HostResult:
     tail = [redact(line) for line in outcome.tail]
     ok = outcome.exit_status == 0 and not outcome.timed_out
-    ctx.ledger.finish_step(
+    executions.finish(
+        ctx.ledger,
         ctx.run_id,
         key,
+        actor=ctx.actor,
         status=StepStatus.SUCCEEDED if ok else StepStatus.FAILED,
         exit_status=outcome.exit_status,
         duration_s=outcome.duration_s,
@@ -251,8 +264,14 @@ def _record_failure(ctx: StepContext, key: str, host_id: str, exc: HostError) ->
             )
     if isinstance(exc, (CommandFailed, CommandTimedOut)):
         return  # already finished by _finish
-    ctx.ledger.finish_step(
-        ctx.run_id, key, status=StepStatus.FAILED, output_tail=message, detail={"error": type(exc).__name__}
+    executions.finish(
+        ctx.ledger,
+        ctx.run_id,
+        key,
+        actor=ctx.actor,
+        status=StepStatus.FAILED,
+        output_tail=message,
+        detail={"error": type(exc).__name__},
     )
 
 

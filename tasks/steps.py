@@ -1,7 +1,9 @@
 """Run any spec step (ssh, http_check, data_verify) with ledger records before and after.
 
 :func:`execute_step` is the one place that knows the step kinds. Each execution is keyed by
-(run id, step key); a key already finished successfully is not run again (``replayed``).
+(run id, step key) and recorded with the digest of the step definition (:mod:`cutover.executions`,
+which also puts it in the audit trail); a key that succeeded under the same definition is not run
+again (``replayed``), one whose definition changed since runs again as a new attempt.
 :class:`StepReport` is one line of a run's report (cutover saga or rollback) and
 :func:`step_table` renders those lines as the Markdown table both reports show.
 """
@@ -13,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from cutover import executions
 from cutover.errors import CutoverError, HealthCheckFailed
 from cutover.ledger import StepPhase, StepStatus
 from cutover.secrets import redact, resolve
@@ -67,7 +70,9 @@ def execute_step(
         detail = _ssh(ctx, step, phase, command, key)
         replayed = bool(detail.pop("replayed", False))
     else:
-        replayed, detail = recorded(ctx, key or step.id, phase=phase, kind=step.kind, act=lambda: _check(ctx, step))
+        replayed, detail = recorded(
+            ctx, key or step.id, phase=phase, kind=step.kind, act=lambda: _check(ctx, step), definition=step
+        )
     return StepResult(step.id, step.name, step.kind, time.monotonic() - started, replayed, detail)
 
 
@@ -88,31 +93,50 @@ def _ssh(ctx: StepContext, step: SshStep, phase: StepPhase, command: CommandName
 
 
 def recorded(
-    ctx: StepContext, key: str, *, phase: StepPhase, kind: str, act: Callable[[], dict[str, Any]]
+    ctx: StepContext,
+    key: str,
+    *,
+    phase: StepPhase,
+    kind: str,
+    act: Callable[[], dict[str, Any]],
+    definition: object = None,
 ) -> tuple[bool, dict[str, Any]]:
     """Run ``act`` recorded under ``key`` before and after; (True, its detail) if it already succeeded.
 
-    ``act`` returns the JSON-ready detail of what it found, or raises a CutoverError (recorded
-    ``failed`` with the error's text and detail, then raised again).
+    ``definition`` is what ``act`` does (a spec step, or the checks it runs): a result recorded
+    under another definition does not count, and ``act`` runs again. ``act`` returns the
+    JSON-ready detail of what it found, or raises a CutoverError (recorded ``failed`` with the
+    error's text and detail, then raised again).
     """
-    claim = ctx.ledger.begin_step(ctx.run_id, key, phase=phase, detail={"kind": kind})
-    if not claim.is_new and claim.record.status is StepStatus.SUCCEEDED:
+    digest = executions.definition_digest({"kind": kind} if definition is None else definition, ctx.ledger.digest)
+    claim = executions.begin(
+        ctx.ledger, ctx.run_id, key, step_digest=digest, phase=phase, actor=ctx.actor, detail={"kind": kind}
+    )
+    if claim.done:
         return True, dict(claim.record.detail)
     started = time.monotonic()
     try:
         detail = act()
     except CutoverError as exc:
-        ctx.ledger.finish_step(
+        executions.finish(
+            ctx.ledger,
             ctx.run_id,
             key,
+            actor=ctx.actor,
             status=StepStatus.FAILED,
             duration_s=time.monotonic() - started,
             output_tail=redact(str(exc)),
             detail=exc.detail,
         )
         raise
-    ctx.ledger.finish_step(
-        ctx.run_id, key, status=StepStatus.SUCCEEDED, duration_s=time.monotonic() - started, detail=detail
+    executions.finish(
+        ctx.ledger,
+        ctx.run_id,
+        key,
+        actor=ctx.actor,
+        status=StepStatus.SUCCEEDED,
+        duration_s=time.monotonic() - started,
+        detail=detail,
     )
     return False, detail
 

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from cutover import audit
+from cutover import audit, executions
 from cutover.errors import AuditChainBroken, ConfigurationError, LedgerError, PurgeRefused
-from cutover.ledger import AuditOutcome, Ledger
+from cutover.ledger import AuditOutcome, Ledger, RunKind, StepPhase, StepStatus
+from cutover.lifecycle import register_system
 from cutover.settings import Settings
 
 
@@ -265,3 +266,91 @@ def test_purging_when_nothing_is_old_enough_does_nothing(isolated_ledger: Ledger
     audit.purge_before(isolated_ledger, isolated_ledger.now() - timedelta(days=400))
 
     assert len(audit.events(isolated_ledger)) == 1
+
+
+# ------------------------------------------------------------------ step executions in the chain
+def _steps_as_dba(ledger: Ledger, *statements: str) -> None:
+    """Run ``statements`` on step_executions the way a DBA would: its triggers out of the way."""
+    with ledger.engine.begin() as connection:
+        if connection.dialect.name == "sqlite":
+            connection.exec_driver_sql("DROP TRIGGER step_executions_refuse_update")
+            connection.exec_driver_sql("DROP TRIGGER step_executions_refuse_delete")
+        else:
+            connection.exec_driver_sql("ALTER TABLE step_executions DISABLE TRIGGER USER")
+        for statement in statements:
+            connection.exec_driver_sql(statement)
+
+
+def _run_steps(ledger: Ledger, *, finish: bool = True) -> str:
+    """A cutover run with steps 'freeze' (finished unless ``finish`` is False) and 'sync' (failed)."""
+    register_system(ledger, system_id="hrss", name="社保", department="人社厅", disposition="migrate", actor="t")
+    run_id = ledger.create_run("hrss", RunKind.CUTOVER).id
+    for key, status in (("freeze", StepStatus.SUCCEEDED), ("sync", StepStatus.FAILED)):
+        executions.begin(ledger, run_id, key, step_digest=f"sm3:{key}", phase=StepPhase.CUTOVER, actor="ops")
+        if finish or key == "sync":
+            executions.finish(ledger, run_id, key, status=status, actor="ops", exit_status=0, output_tail="ok")
+    return run_id
+
+
+def test_step_executions_are_verified_against_their_audit_events(isolated_ledger: Ledger) -> None:
+    run_id = _run_steps(isolated_ledger)
+
+    result = audit.verify(isolated_ledger)
+
+    assert (result.ok, result.steps_checked) == (True, 2)
+    actions = [(e.action, e.outcome.value) for e in audit.events(isolated_ledger, object=f"run:{run_id}/step:sync")]
+    assert actions == [("step.finished", "failed"), ("step.started", "started")]
+
+
+def test_a_finished_step_execution_edited_by_a_dba_is_named_by_verify(isolated_ledger: Ledger) -> None:
+    run_id = _run_steps(isolated_ledger)
+    _steps_as_dba(isolated_ledger, "UPDATE step_executions SET status = 'succeeded' WHERE step_id = 'sync'")
+
+    result = audit.verify(isolated_ledger)
+
+    assert (result.ok, result.step) == (False, f"run:{run_id}/step:sync attempt 1")
+    assert result.reason is not None and "the row was edited" in result.reason
+    with pytest.raises(AuditChainBroken, match=f"step execution run:{run_id}/step:sync attempt 1: its content"):
+        result.raise_if_broken()
+
+
+def test_a_started_step_execution_finished_by_raw_sql_is_named_by_verify(isolated_ledger: Ledger) -> None:
+    run_id = _run_steps(isolated_ledger, finish=False)
+    with isolated_ledger.engine.begin() as connection:  # the triggers let a started row be finished ...
+        connection.exec_driver_sql(
+            "UPDATE step_executions SET status = 'succeeded', finished_at = started_at WHERE step_id = 'freeze'"
+        )
+
+    result = audit.verify(isolated_ledger)  # ... but not without its step.finished event
+
+    assert (result.ok, result.step) == (False, f"run:{run_id}/step:freeze attempt 1")
+    assert result.reason is not None and "the row was edited" in result.reason
+
+
+def test_a_step_execution_recorded_outside_the_audit_trail_is_named_by_verify(isolated_ledger: Ledger) -> None:
+    run_id = _run_steps(isolated_ledger)
+    isolated_ledger.begin_step(run_id, "switch", step_digest="sm3:switch", phase=StepPhase.CUTOVER)
+
+    result = audit.verify(isolated_ledger)
+
+    assert (result.ok, result.step) == (False, f"run:{run_id}/step:switch attempt 1")
+    assert result.reason == "no audit event records it: the row was written outside cutover"
+
+
+def test_a_step_execution_deleted_by_a_dba_is_named_by_verify(isolated_ledger: Ledger) -> None:
+    run_id = _run_steps(isolated_ledger)
+    _steps_as_dba(isolated_ledger, "DELETE FROM step_executions WHERE step_id = 'freeze'")
+
+    result = audit.verify(isolated_ledger)
+
+    assert (result.ok, result.step) == (False, f"run:{run_id}/step:freeze attempt 1")
+    assert result.reason is not None and "the row was deleted" in result.reason
+
+
+def test_postgres_refuses_truncating_the_step_executions(postgres_url: str) -> None:
+    ledger = Ledger(postgres_url)
+    try:
+        with pytest.raises(sa.exc.IntegrityError, match="TRUNCATE refused"), ledger.engine.begin() as connection:
+            connection.exec_driver_sql("TRUNCATE step_executions")
+    finally:
+        ledger.dispose()

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from cutover import audit
-from cutover.errors import ConfigurationError, IllegalTransition, LedgerError, LifecycleError
+from cutover.errors import ConfigurationError, IllegalTransition, LedgerError, UnknownSystem
 from cutover.ledger import Decision, Ledger, Party, ReportKind, RunKind
 from cutover.lifecycle import (
     TRANSITIONS,
@@ -172,8 +172,8 @@ def test_a_stale_expected_state_is_refused_and_changes_nothing(ledger: Ledger, n
     assert current_state(ledger, system_id) is S.TESTED
 
 
-def test_an_unregistered_system_is_refused(ledger: Ledger) -> None:
-    with pytest.raises(LifecycleError, match="'nobody' is not in the ledger; register it"):
+def test_an_unregistered_system_is_refused_as_unknown(ledger: Ledger) -> None:
+    with pytest.raises(UnknownSystem, match="'nobody' is not in the ledger; register it"):
         transition(ledger, "nobody", S.TESTED, actor="ops", reason="x")
 
 
@@ -283,3 +283,65 @@ def test_two_connections_racing_for_a_transition_have_exactly_one_winner(db_url:
             ledger.dispose()
 
     assert sorted(type(result).__name__ for result in results) == ["IllegalTransition", "LifecycleState"]
+
+
+def _register(ledger: Ledger, system_id: str, spec_digest: str | None) -> LifecycleState:
+    return register_system(
+        ledger,
+        system_id=system_id,
+        name="社会保险信息系统",
+        department="省人力资源和社会保障厅",
+        disposition="migrate",
+        spec_digest=spec_digest,
+        actor="cli:ops",
+    )
+
+
+@pytest.mark.parametrize("source", [S.TESTED, S.REPORT_READY, S.SIGNED])
+def test_registering_a_changed_spec_sends_a_tested_or_signed_system_back_to_planned_voiding_its_evidence(
+    ledger: Ledger, new_system: NewSystem, source: LifecycleState
+) -> None:
+    system_id = new_system(ledger)
+    _register(ledger, system_id, "sm3:v1")
+    walk(ledger, system_id, source)
+    _sign(ledger, system_id)
+
+    state = _register(ledger, system_id, "sm3:v2")
+
+    assert state is S.PLANNED and current_state(ledger, system_id) is S.PLANNED
+    assert ledger.require_system(system_id).spec_digest == "sm3:v2"
+    assert ledger.latest_report(system_id, ReportKind.TRIAL_RUN) is None and ledger.signatures_for(system_id) == []
+    moves = [e for e in audit.events(ledger, object=f"system:{system_id}") if e.action == "lifecycle.transition"]
+    assert moves[0].detail["to"] == "planned" and moves[0].actor == "cli:ops"
+    assert moves[0].detail["reason"].startswith("the spec changed (sm3:v1 -> sm3:v2)")
+    assert sum(e.detail.get("voided_signatures", 0) for e in moves) == 1
+
+
+def test_registering_the_same_spec_again_keeps_the_report_and_signatures(ledger: Ledger, new_system: NewSystem) -> None:
+    system_id = new_system(ledger)
+    _register(ledger, system_id, "sm3:v1")
+    walk(ledger, system_id, S.SIGNED)
+    _sign(ledger, system_id)
+
+    assert _register(ledger, system_id, "sm3:v1") is S.SIGNED
+    assert len(ledger.signatures_for(system_id)) == 1
+
+
+def test_a_changed_spec_of_a_system_already_cut_over_is_recorded_and_the_state_kept(
+    ledger: Ledger, new_system: NewSystem
+) -> None:
+    system_id = new_system(ledger)
+    _register(ledger, system_id, "sm3:v1")
+    walk(ledger, system_id, S.RETAINED)
+
+    assert _register(ledger, system_id, "sm3:v2") is S.RETAINED
+    assert ledger.require_system(system_id).spec_digest == "sm3:v2"
+
+
+def test_registering_without_a_spec_digest_keeps_the_recorded_one(ledger: Ledger, new_system: NewSystem) -> None:
+    system_id = new_system(ledger)
+    _register(ledger, system_id, "sm3:v1")
+    walk(ledger, system_id, S.SIGNED)
+
+    assert _register(ledger, system_id, None) is S.SIGNED
+    assert ledger.require_system(system_id).spec_digest == "sm3:v1"

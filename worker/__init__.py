@@ -67,7 +67,17 @@ class CutoverWorker(ProcessWorker):
 
     async def setup(self) -> None:
         await super().setup()
+        await self._ensure_recovery()
         await self.warm.fill()
+
+    async def _ensure_recovery(self) -> None:
+        """Zombie detection and automatic resume on this worker's pool (idempotent, see flows.recovery)."""
+        from datetime import timedelta
+
+        from flows.recovery import ensure_recovery
+
+        silence = timedelta(seconds=get_settings().recovery_silence_s)
+        await anyio.to_thread.run_sync(lambda: ensure_recovery(self._work_pool_name, silence=silence))
 
     async def teardown(self, *exc_info: Any) -> None:
         try:

@@ -7,7 +7,8 @@ Public surface::
       systems     get_system  require_system  list_systems  upsert_system  compare_and_set_state
                   set_plan_entry  get_plan_entry  list_plan_entries
       runs        create_run  get_run  finish_run  running_run_for  list_runs
-      steps       begin_step -> StepClaim  finish_step  get_step  list_steps
+      steps       begin_step(step_digest=...) -> StepClaim  finish_step  get_step  list_steps
+                  (keyed by run id, step key and attempt; cutover.executions adds the audit events)
       locks       acquire_lock  release_lock  get_lock  override_lock
       sign-off    create_report  get_report  latest_report  void_reports
                   add_signature  signatures_for  void_signatures
@@ -17,6 +18,7 @@ Public surface::
                   consecutive_failures  health_history  record_stress_result  latest_stress_result
     ledger_of(session)                 the Ledger that opened a session
     plain_json(value)                  a value as the ledger stores JSON (datetimes, enums made plain)
+    step_record_digest(record, algorithm)   what the audit trail records of a step execution row
     alembic_config, migration_heads, upgrade, downgrade, current_revision   migrations
     ORM rows: System PlanEntry Run StepExecution Report Signature Approver
               RetentionWindow Lock HealthObservation StressResult AuditEvent AuditChainHead
@@ -66,7 +68,7 @@ from cutover.ledger._models import (
     StressResult,
     System,
 )
-from cutover.ledger._runs import StepClaim
+from cutover.ledger._runs import StepClaim, step_record_digest
 from cutover.ledger._systems import SystemUpsert
 from cutover.ledger._watch import HealthProbe
 
@@ -107,5 +109,6 @@ __all__ = [
     "ledger_of",
     "migration_heads",
     "plain_json",
+    "step_record_digest",
     "upgrade",
 ]

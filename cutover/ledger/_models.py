@@ -99,14 +99,22 @@ class Run(Base):
 
 
 class StepExecution(Base):
-    """One step of one run, keyed by (run id, step id): written before and after it acts."""
+    """One execution of one step of one run, written before and after it acts.
+
+    Keyed by (run id, step key, attempt): a key is executed again as a new attempt, the earlier
+    rows stay as history. ``step_digest`` is the digest of the step definition that ran (NULL only
+    on rows recorded before step digests existed; such a row never counts as a result). The
+    database refuses DELETE, and UPDATE except the one that finishes a started row.
+    """
 
     __tablename__ = "step_executions"
-    __table_args__ = (sa.UniqueConstraint("run_id", "step_id"),)
+    __table_args__ = (sa.UniqueConstraint("run_id", "step_id", "attempt"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[str] = mapped_column(_RUN_ID, sa.ForeignKey("cutover_runs.id"))
     step_id: Mapped[str] = mapped_column(_ID)
+    attempt: Mapped[int] = mapped_column(server_default=sa.text("1"))
+    step_digest: Mapped[str | None] = mapped_column(_DIGEST)
     system_id: Mapped[str] = _system_fk()
     phase: Mapped[StepPhase] = mapped_column(enum_type(StepPhase, "step_phase"))
     host: Mapped[str | None] = mapped_column(_ID)

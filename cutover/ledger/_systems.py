@@ -12,7 +12,7 @@ from typing import Any, NamedTuple, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from cutover.errors import LedgerError
+from cutover.errors import LedgerError, UnknownSystem
 from cutover.ledger._core import LedgerCore, insert_unless_present, plain_json, rowcount
 from cutover.ledger._enums import Disposition, LifecycleState
 from cutover.ledger._models import PlanEntry, System
@@ -47,10 +47,10 @@ class SystemsRepository(LedgerCore):
             return s.get(System, system_id)
 
     def require_system(self, system_id: str, *, session: Session | None = None) -> System:
-        """The system, or a LedgerError saying it must be registered first."""
+        """The system, or UnknownSystem saying it must be registered first."""
         system = self.get_system(system_id, session=session)
         if system is None:
-            raise LedgerError(
+            raise UnknownSystem(
                 f"system {system_id!r} is not in the ledger at {self.safe_url}; "
                 "register it from its spec first (cutover.lifecycle.register_system)"
             )

@@ -10,7 +10,10 @@ from openpyxl import load_workbook
 from typer.testing import CliRunner
 
 import cli
+from cutover import executions, lifecycle
+from cutover.ledger import Decision, Ledger, LifecycleState, Party, ReportKind, RunKind, StepPhase
 from cutover.plan import HEADERS, TITLE
+from cutover.runtime import open_ledger
 from cutover.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,3 +85,72 @@ def test_help_is_clean_and_lists_the_commands() -> None:
     assert code == 0
     for command in ("validate", "plan", "status", "audit", "schema"):
         assert command in output
+
+
+HRSS = "hrss-social-insurance"
+
+
+def _signed(workdir: Path) -> Ledger:
+    """``cutover plan``, then hrss walked to ``signed`` on a report both parties approved."""
+    invoke("plan", "--out", str(workdir / "out"))
+    ledger = open_ledger()
+    run = ledger.create_run(HRSS, RunKind.CUTOVER)
+    for state in (LifecycleState.TESTED, LifecycleState.REPORT_READY):
+        lifecycle.transition(ledger, HRSS, state, actor="test", reason="test set-up")
+    report = ledger.create_report(run.id, HRSS, ReportKind.TRIAL_RUN, "试运行报告")
+    spec_digest = ledger.require_system(HRSS).spec_digest or ""
+    for party, approver in ((Party.DEPARTMENT, "wang.li"), (Party.CLOUD_PROVIDER, "zhao.min")):
+        ledger.enroll_approver(approver, approver, b"encrypted")
+        ledger.add_signature(
+            run_id=run.id,
+            system_id=HRSS,
+            party=party,
+            approver_id=approver,
+            decision=Decision.APPROVE,
+            report_digest=report.digest,
+            spec_digest=spec_digest,
+        )
+    lifecycle.transition(ledger, HRSS, LifecycleState.SIGNED, actor="test", reason="test set-up")
+    return ledger
+
+
+def _status_of(output: str, system_id: str) -> str:
+    return next(line for line in output.splitlines() if system_id in line)
+
+
+def test_status_shows_a_signed_system_planned_once_its_spec_changed(workdir: Path) -> None:
+    ledger = _signed(workdir)
+    assert "signed" in _status_of(invoke("status")[1], HRSS)
+    spec = workdir / "specs" / f"{HRSS}.yaml"
+    spec.write_text(spec.read_text().replace("months: 3", "months: 4"))
+
+    code, output = invoke("status")
+
+    assert code == 0 and f"{HRSS}: its spec changed since it was registered" in output
+    assert "planned" in _status_of(output.split("govcloud-cutover status")[1], HRSS)
+    assert ledger.signatures_for(HRSS) == [] and ledger.latest_report(HRSS, ReportKind.TRIAL_RUN) is None
+
+
+def test_status_says_when_a_signed_systems_signatures_were_voided(workdir: Path) -> None:
+    ledger = _signed(workdir)
+    ledger.void_signatures(HRSS)
+
+    code, output = invoke("status")
+
+    assert code == 0
+    assert "signed 双方已签认 — signatures voided: sign again" in _status_of(output, HRSS)
+
+
+def test_audit_verify_names_a_step_execution_changed_behind_the_ledgers_back(workdir: Path) -> None:
+    invoke("plan", "--out", str(workdir / "out"))
+    ledger = open_ledger()
+    run = ledger.create_run(HRSS, RunKind.CUTOVER)
+    executions.begin(ledger, run.id, "freeze", step_digest="sm3:freeze", phase=StepPhase.CUTOVER, actor="test")
+    assert "1 step executions match them" in invoke("audit", "verify")[1]
+    with ledger.engine.begin() as connection:  # "it succeeded", says someone with the database password
+        connection.exec_driver_sql("UPDATE step_executions SET status = 'succeeded', finished_at = started_at")
+
+    code, output = invoke("audit", "verify")
+
+    assert code == 1
+    assert f"step execution run:{run.id}/step:freeze attempt 1 does not match the audit trail" in output

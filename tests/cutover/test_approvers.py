@@ -13,13 +13,15 @@ import typer
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from cli._signoff import approver_app, sign
+import cli
 from cutover import _totp, audit
 from cutover.approvers import enroll, verify_code
 from cutover.errors import ConfigurationError, SignatureInvalid
 from cutover.ledger import Ledger
+from cutover.lifecycle import register_system
 from cutover.settings import Settings, get_settings
 from tests.fixtures.totp import new_totp_key
+from tests.specbuilder import unique_id
 
 AT = datetime(2026, 11, 26, 10, 0, 7, tzinfo=UTC)
 
@@ -149,10 +151,7 @@ def cli_env(db_url: str, settings: Settings, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def _app() -> typer.Typer:
-    app = typer.Typer()
-    app.add_typer(approver_app, name="approver")
-    app.command("sign")(sign)
-    return app
+    return cli.register_commands()
 
 
 def test_cli_enroll_prints_the_qr_code_and_uri(cli_env: dict[str, str], ledger: Ledger) -> None:
@@ -162,7 +161,9 @@ def test_cli_enroll_prints_the_qr_code_and_uri(cli_env: dict[str, str], ledger: 
     assert ledger.get_approver("wang.li") is not None
 
 
-def test_cli_sign_without_a_waiting_form_says_so(cli_env: dict[str, str]) -> None:
-    result = CliRunner().invoke(_app(), ["sign", "no-such-system", "--as", "wang.li"])
+def test_cli_sign_without_a_waiting_form_says_so(cli_env: dict[str, str], ledger: Ledger) -> None:
+    system_id = unique_id("sign")
+    register_system(ledger, system_id=system_id, name="测试", department="省测试厅", disposition="migrate", actor="t")
+    result = CliRunner().invoke(_app(), ["sign", system_id, "--as", "wang.li"])
     assert result.exit_code == 3
-    assert "no sign-off form was ever shown for system 'no-such-system'" in result.output
+    assert f"no sign-off form was ever shown for system {system_id!r}" in result.output

@@ -252,9 +252,29 @@ REFUSALS = [
     ),
     pytest.param(
         Refusal(
+            "host: legacy, run: [/srv/app/bin/appctl, unfreeze]}",
+            "host: legacy, run: [/srv/app/bin/appctl, status]}",
+            "rollback.steps[2]",
+            at="id: reverse-sync",
+            says="moves data into host 'legacy', which cutover step 'freeze' froze",
+        ),
+        id="a rollback makes the frozen original writable before copying into it",
+    ),
+    pytest.param(
+        Refusal(
+            "host: gateway, run: [/srv/app/bin/route, legacy]}",
+            "host: gateway, run: [/srv/app/bin/route, legacy], switches_traffic: true}",
+            "rollback.steps[4].switches_traffic",
+            at="id: route-back",
+            says="only a cutover step can be the traffic switch",
+        ),
+        id="only a cutover step switches the traffic",
+    ),
+    pytest.param(
+        Refusal(
             "id: route-back",
             "id: reverse-sync",
-            "rollback.steps[2].id",
+            "rollback.steps[4].id",
             at="name: 流量回切",
             says="duplicate id 'reverse-sync'",
         ),

@@ -49,6 +49,9 @@ def spec_with(estate: Any, **step_changes: dict[str, Any]) -> Spec:
     data = demo_spec(estate, system_id=unique_id("hrss"))
     for step in data["cutover"]["steps"]:
         step.update(step_changes.get(step["id"], {}))
+    if "undo" in step_changes.get("freeze", {}):  # the rollback makes legacy writable with the freeze's undo
+        unfreeze = next(s for s in data["rollback"]["steps"] if s["id"] == "unfreeze-legacy")
+        unfreeze["run"] = step_changes["freeze"]["undo"]
     return Spec.model_validate(data)
 
 
@@ -82,7 +85,7 @@ def test_the_happy_path_moves_traffic_to_the_cloud_and_opens_a_three_month_windo
     assert verify is not None and verify.detail["tables"]["payments"]["matches"] is True
 
 
-def test_a_failure_at_step_k_undoes_the_steps_before_it_last_first(
+def test_a_failure_at_the_switch_undoes_last_first_and_carries_no_data_back(
     estate_env: Any, ledger_file: tuple[Ledger, str], tmp_path: Path, prefect_server: Any
 ) -> None:
     ledger, _ = ledger_file
@@ -94,15 +97,64 @@ def test_a_failure_at_step_k_undoes_the_steps_before_it_last_first(
     undo = [(s.step_id, s.action, s.outcome) for s in outcome.steps if s.action != "run"]
     assert undo == [
         ("verify-rows", "none", "nothing to undo"),
-        ("final-sync", "covered by reverse-sync", "undone"),
         ("freeze", "undo", "undone"),
+        (
+            "final-sync",
+            "covered by reverse-sync",
+            "not needed: traffic never reached the cloud copy, the original is unchanged",
+        ),
     ]
     order = [s.step_id for s in ledger.list_steps(rc.run.id)]
-    assert order.index("reverse-sync:covers:final-sync") < order.index("freeze:undo")
+    assert "freeze:undo" in order and "reverse-sync:covers:final-sync" not in order  # no data moved back
     assert whoami(estate_env) == "legacy"
     assert pay(estate_env.app_url("legacy")).status_code == 201  # unfrozen again
     assert rows(estate_env, "legacy")["payments"] == before["payments"] + 1  # nothing lost
     assert lifecycle.current_state(ledger, spec.system.id) is LifecycleState.COMPENSATED
+
+
+def test_a_failure_after_the_switch_undoes_first_then_carries_the_clouds_writes_back(
+    estate_env: Any, ledger_file: tuple[Ledger, str], tmp_path: Path, prefect_server: Any
+) -> None:
+    ledger, _ = ledger_file
+    data = demo_spec(estate_env, system_id=unique_id("hrss"))
+    data["cutover"]["health"][0]["url"] = f"{estate_env.gateway_url}/no-such-page"
+    data["cutover"]["health_gate"] = {"passes": 1, "interval": "0.2s", "within": "1s"}
+    spec = Spec.model_validate(data)
+    rc = signed_context(ledger, spec, write_spec(spec, tmp_path / "specs"), tmp_path / "home")
+    outcome = in_flow(lambda: cut_over(rc))
+    assert outcome.state is SagaState.COMPENSATED and outcome.failed_step == "health-gate", outcome.summary()
+    order = [s.step_id for s in ledger.list_steps(rc.run.id)]
+    assert (
+        order.index("switch-traffic:undo") < order.index("freeze:undo") < order.index("reverse-sync:covers:final-sync")
+    )
+    assert whoami(estate_env) == "legacy"
+    assert pay(estate_env.app_url("legacy")).status_code == 201  # writable again
+
+
+def test_a_compensation_interrupted_is_resumed_and_the_forward_plan_never_runs_again(
+    estate_env: Any, ledger_file: tuple[Ledger, str], tmp_path: Path, prefect_server: Any
+) -> None:
+    ledger, _ = ledger_file
+    tag = unique_id("f")
+    broken = spec_with(
+        estate_env,
+        freeze={"run": ["sh", "-c", f"count-calls {tag} && appctl freeze"], "undo": ["false"]},
+        **{"switch-traffic": {"run": ["route", "nowhere"]}},
+    )
+    path = write_spec(broken, tmp_path / "specs")
+    rc = signed_context(ledger, broken, path, tmp_path / "home")
+    first = in_flow(lambda: cut_over(rc))
+    assert first.state is SagaState.INCOMPLETE and estate_env.calls("legacy", tag) == 1
+    fixed = spec_with(
+        estate_env,
+        freeze={"run": ["sh", "-c", f"count-calls {tag} && appctl freeze"], "undo": ["appctl", "unfreeze"]},
+        **{"switch-traffic": {"run": ["route", "nowhere"]}},
+    )
+    fixed = fixed.model_copy(update={"system": broken.system})
+    again = in_flow(lambda: cut_over(resumed_context(ledger, fixed, path, tmp_path / "home", rc.run.id)))
+    assert again.state is SagaState.COMPENSATED, again.summary()
+    assert estate_env.calls("legacy", tag) == 1  # the freeze was not run again
+    assert pay(estate_env.app_url("legacy")).status_code == 201
 
 
 def test_a_failing_undo_ends_rollback_incomplete_naming_what_is_left(
@@ -249,3 +301,56 @@ def test_the_happy_path_on_postgresql_copies_verifies_and_switches(
     verify = ledger.get_step(rc.run.id, "verify-rows")
     assert verify is not None and verify.detail["tables"]["payments"]["source_rows"] == 501
     assert rows(pg_estate, "cloud")["payments"] == 501
+
+
+def test_after_a_crash_a_step_whose_definition_changed_runs_again_and_an_unchanged_one_is_replayed(
+    estate_env: Any, ledger_file: tuple[Ledger, str], tmp_path: Path, prefect_server: Any
+) -> None:
+    ledger, url = ledger_file
+    tag = unique_id("d")
+    calls_log = estate_env.hosts["legacy"].root_dir / "data" / "calls.log"
+
+    def steps(two: list[str]) -> list[dict[str, Any]]:
+        check = ["grep", "-q", f"^{tag}-two", str(calls_log)]
+        runs = {"one": ["count-calls", f"{tag}-one"], "two": two, "three": ["count-calls", f"{tag}-three"]}
+        return [
+            {"kind": "ssh", "id": i, "name": i, "host": "legacy", "run": run, "undo": ["true"]}
+            | ({"check": check} if i == "two" else {})
+            for i, run in runs.items()
+        ]
+
+    data = demo_spec(estate_env, system_id=unique_id("hrss"))
+    data["cutover"]["steps"] = steps(["sh", "-c", f"count-calls {tag}-two; sleep 20"])
+    spec = Spec.model_validate(data)
+    spec_path = write_spec(spec, tmp_path / "specs")
+    rc = signed_context(ledger, spec, spec_path, tmp_path / "home")
+    lifecycle.transition(ledger, spec.system.id, LifecycleState.CUTTING_OVER, actor="test", reason="killed below")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "tests.cutover_harness", str(spec_path), rc.run.id, url, str(tmp_path / "home")],
+        cwd=REPO,
+        env={**os.environ},
+        start_new_session=True,
+    )
+    try:
+        wait_until(
+            lambda: estate_env.calls("legacy", f"{tag}-two") == 1,
+            what=f"step two ({tag}-two) to start on legacy",
+            timeout_s=30,
+            interval_s=0.1,
+        )
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+    data["cutover"]["steps"] = steps(["count-calls", f"{tag}-two-edited"])
+    edited = Spec.model_validate(data)
+    edited_path = write_spec(edited, tmp_path / "edited")
+
+    outcome = in_flow(lambda: cut_over(resumed_context(ledger, edited, edited_path, tmp_path / "home", rc.run.id)))
+
+    assert outcome.state is SagaState.SUCCEEDED, outcome.summary()
+    assert [s.step_id for s in outcome.steps if s.outcome == "replayed"] == ["one"]
+    names = ("one", "two", "two-edited", "three")
+    assert [estate_env.calls("legacy", f"{tag}-{name}") for name in names] == [1, 1, 1, 1]
+    two = [(s.attempt, s.status) for s in ledger.list_steps(rc.run.id) if s.step_id == "two"]
+    assert two == [(1, StepStatus.UNKNOWN), (2, StepStatus.SUCCEEDED)]
+    assert audit.verify(ledger).ok

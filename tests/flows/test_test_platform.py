@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from cutover import lifecycle
+from cutover import audit, lifecycle
 from cutover.claims import claim
 from cutover.errors import StressTestFailed, TrialRunNotOver
-from cutover.ledger import Ledger, LifecycleState, ReportKind, RunKind
+from cutover.ledger import Decision, Ledger, LifecycleState, Party, Report, ReportKind, RunKind, StepStatus
 from cutover.runtime import register
 from cutover.settings import Settings
 from cutover.spec import Spec
@@ -135,5 +135,82 @@ def test_a_failed_stress_test_ends_the_flow_run_and_frees_the_system(
         assert ledger.get_lock(spec.system.id) is None
         assert ledger.running_run_for(spec.system.id) is None
         assert lifecycle.current_state(ledger, spec.system.id) is LifecycleState.PLANNED
+    finally:
+        get_settings.cache_clear()
+
+
+def _sign(ledger: Ledger, spec: Spec, report: Report) -> None:
+    """Both parties approve ``report`` (the form and TOTP checks are the sign-off's own tests)."""
+    run = ledger.running_run_for(spec.system.id)
+    assert run is not None
+    for party, approver in ((Party.DEPARTMENT, "wang.li"), (Party.CLOUD_PROVIDER, "zhao.min")):
+        ledger.enroll_approver(approver, approver, b"encrypted")
+        ledger.add_signature(
+            run_id=run.id,
+            system_id=spec.system.id,
+            party=party,
+            approver_id=approver,
+            decision=Decision.APPROVE,
+            report_digest=report.digest,
+            spec_digest=spec.digest(ledger.digest),
+        )
+    lifecycle.transition(ledger, spec.system.id, LifecycleState.SIGNED, actor="test", reason="both parties approved")
+
+
+@pytest.mark.parametrize("plan_in_between", [False, True], ids=["noticed-by-the-cutover", "noticed-by-cutover-plan"])
+def test_an_internal_test_edited_after_the_report_voids_report_and_signatures_and_runs_again(
+    estate: Any, tmp_path: Path, prefect_server: Any, monkeypatch: pytest.MonkeyPatch, plan_in_between: bool
+) -> None:
+    from typer.testing import CliRunner
+
+    import cli
+    from cutover.settings import get_settings
+    from flows.cutover import begin
+
+    old, new = unique_id("selftest"), unique_id("selftest-edited")
+    data = demo_spec(estate, system_id=unique_id("tp"), stress_seconds=2)
+    data["test_platform"]["stress"]["users"] = 4
+    data["test_platform"]["stress"]["thresholds"]["min_rps"] = 1
+    selftest = {"kind": "ssh", "id": "selftest", "name": "自检", "host": "cloud_test", "changes_state": False}
+    data["test_platform"]["internal_tests"] = [{**selftest, "run": ["count-calls", old]}]
+    spec = Spec.model_validate(data)
+    specs = tmp_path / "specs"
+    write_spec(spec, specs)
+    monkeypatch.setenv("CUTOVER_SPECS_DIR", str(specs))
+    monkeypatch.setenv("CUTOVER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CUTOVER_DATABASE_URL", f"sqlite:///{tmp_path / 'ledger.db'}")
+    get_settings.cache_clear()
+    try:
+        rc = begin(spec.system.id, resume=False, actor="test")
+        report = in_flow(lambda: run_stage(rc))
+        _sign(rc.ledger, spec, report)
+        data["test_platform"]["internal_tests"] = [{**selftest, "run": ["count-calls", new]}]
+        edited = Spec.model_validate(data)
+        write_spec(edited, specs)
+        if plan_in_between:
+            cli.register_commands()
+            planned = CliRunner().invoke(cli.app, ["plan", str(specs), "--out", str(tmp_path / "plan")])
+            assert planned.exit_code == 0, planned.output
+
+        again = begin(spec.system.id, resume=True, actor="test")
+
+        ledger = again.ledger
+        assert again.run.id == rc.run.id
+        assert lifecycle.current_state(ledger, spec.system.id) is LifecycleState.PLANNED
+        assert ledger.latest_report(spec.system.id, ReportKind.TRIAL_RUN) is None
+        assert ledger.signatures_for(spec.system.id) == []
+        reasons = [e.detail.get("reason", "") for e in audit.events(ledger, object=f"system:{spec.system.id}")]
+        assert any(reason.startswith("the spec changed") for reason in reasons)
+        cli.register_commands()
+        status = CliRunner().invoke(cli.app, ["status"])
+        assert status.exit_code == 0 and spec.system.id in status.output and "planned" in status.output
+
+        reissued = in_flow(lambda: run_stage(again))
+
+        assert [estate.calls("cloud_test", old), estate.calls("cloud_test", new)] == [1, 1]
+        assert reissued.digest != report.digest
+        runs = [(s.attempt, s.status) for s in ledger.list_steps(rc.run.id) if s.step_id == "selftest"]
+        assert runs == [(1, StepStatus.SUCCEEDED), (2, StepStatus.SUCCEEDED)]
+        assert audit.verify(ledger).ok
     finally:
         get_settings.cache_clear()

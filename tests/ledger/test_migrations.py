@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -13,6 +14,9 @@ from cutover.ledger import (
     Base,
     HealthProbe,
     Ledger,
+    RunKind,
+    StepPhase,
+    StepStatus,
     current_revision,
     downgrade,
     migration_heads,
@@ -50,14 +54,16 @@ def _count(ledger: Ledger, table: str) -> int:
         return int(connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one())
 
 
-def test_downgrading_one_revision_and_upgrading_keeps_the_data_of_untouched_tables(isolated_ledger: Ledger) -> None:
+def test_downgrading_past_health_observations_and_upgrading_keeps_the_data_of_untouched_tables(
+    isolated_ledger: Ledger,
+) -> None:
     register_system(
         isolated_ledger, system_id="hrss", name="社保", department="人社厅", disposition="migrate", actor="t"
     )
     probe = HealthProbe("hrss", "http", passed=True, latency_ms=12.0, at=datetime(2026, 11, 26, tzinfo=UTC))
     isolated_ledger.record_health([probe])
 
-    downgrade(isolated_ledger.engine, "-1")
+    downgrade(isolated_ledger.engine, "5e1f0c2a0001")
     assert "health_observations" not in sa.inspect(isolated_ledger.engine).get_table_names()
     upgrade(isolated_ledger.engine)
 
@@ -82,3 +88,33 @@ def test_the_schema_head_constant_is_the_single_alembic_head() -> None:
     from cutover.ledger._engine import SCHEMA_HEAD
 
     assert migration_heads() == [SCHEMA_HEAD], "update SCHEMA_HEAD in cutover/ledger/_engine.py to the new head"
+
+
+def _step_rows(ledger: Ledger) -> list[tuple[object, ...]]:
+    with ledger.engine.connect() as connection:
+        return [tuple(row) for row in connection.execute(sa.text("SELECT step_id, status FROM step_executions"))]
+
+
+def test_the_step_digest_migration_round_trips_keeping_each_keys_newest_attempt(isolated_ledger: Ledger) -> None:
+    ledger = isolated_ledger
+    register_system(ledger, system_id="hrss", name="社保", department="人社厅", disposition="migrate", actor="t")
+    run = ledger.create_run("hrss", RunKind.CUTOVER)
+    for status in (StepStatus.FAILED, StepStatus.SUCCEEDED):
+        ledger.begin_step(run.id, "sync", step_digest="sm3:v1", phase=StepPhase.CUTOVER)
+        ledger.finish_step(run.id, "sync", status=status)
+
+    downgrade(ledger.engine, "5e1f0c2a0002")
+    columns = {column["name"] for column in sa.inspect(ledger.engine).get_columns("step_executions")}
+    assert {"attempt", "step_digest"}.isdisjoint(columns)
+    assert _step_rows(ledger) == [("sync", "succeeded")]
+    with ledger.engine.begin() as connection:  # no triggers at the old revision
+        connection.execute(sa.text("UPDATE step_executions SET status = 'succeeded'"))
+
+    upgrade(ledger.engine)
+
+    kept = ledger.get_step(run.id, "sync")
+    assert kept is not None and (kept.attempt, kept.step_digest, kept.status) == (1, None, StepStatus.SUCCEEDED)
+    again = ledger.begin_step(run.id, "sync", step_digest="sm3:v1", phase=StepPhase.CUTOVER)
+    assert again.is_new and again.record.attempt == 2  # a result from before step digests never counts
+    with pytest.raises(sa.exc.DBAPIError, match="DELETE refused"), ledger.engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM step_executions"))

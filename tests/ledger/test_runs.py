@@ -6,12 +6,15 @@ import threading
 from collections.abc import Callable
 
 import pytest
+import sqlalchemy as sa
 
 from cutover.errors import LedgerError
-from cutover.ledger import Ledger, RunKind, RunState, StepClaim, StepPhase, StepStatus
+from cutover.ledger import Ledger, RunKind, RunState, StepClaim, StepExecution, StepPhase, StepStatus
 from cutover.ledger._runs import OUTPUT_TAIL_CHARS
 
 NewSystem = Callable[[Ledger], str]
+V1 = "sm3:" + "1" * 64  # the digest of a step definition
+V2 = "sm3:" + "2" * 64  # the digest of the same step, edited
 
 
 @pytest.fixture
@@ -20,7 +23,9 @@ def run_id(ledger: Ledger, new_system: NewSystem) -> str:
 
 
 def test_begin_step_records_started_before_the_step_acts(ledger: Ledger, run_id: str) -> None:
-    claim = ledger.begin_step(run_id, "freeze-writes", phase=StepPhase.CUTOVER, host="legacy", detail={"n": 1})
+    claim = ledger.begin_step(
+        run_id, "freeze-writes", step_digest=V1, phase=StepPhase.CUTOVER, host="legacy", detail={"n": 1}
+    )
 
     stored = ledger.get_step(run_id, "freeze-writes")
     assert claim.is_new and stored is not None
@@ -32,19 +37,19 @@ def test_begin_step_records_started_before_the_step_acts(ledger: Ledger, run_id:
     )
 
 
-def test_beginning_a_step_again_returns_the_existing_record(ledger: Ledger, run_id: str) -> None:
-    first = ledger.begin_step(run_id, "sync", phase=StepPhase.CUTOVER)
+def test_beginning_a_step_again_under_the_same_definition_returns_its_result(ledger: Ledger, run_id: str) -> None:
+    first = ledger.begin_step(run_id, "sync", step_digest=V1, phase=StepPhase.CUTOVER)
     ledger.finish_step(run_id, "sync", status=StepStatus.SUCCEEDED, exit_status=0)
 
-    again = ledger.begin_step(run_id, "sync", phase=StepPhase.CUTOVER)
+    again = ledger.begin_step(run_id, "sync", step_digest=V1, phase=StepPhase.CUTOVER)
 
-    assert not again.is_new and again.record.id == first.record.id
+    assert not again.is_new and again.done and again.record.id == first.record.id
     assert again.record.status is StepStatus.SUCCEEDED
     assert [step.step_id for step in ledger.list_steps(run_id)] == ["sync"]
 
 
 def test_finish_step_records_the_outcome_and_keeps_only_the_output_tail(ledger: Ledger, run_id: str) -> None:
-    ledger.begin_step(run_id, "switch", phase=StepPhase.CUTOVER, detail={"command": "route cloud"})
+    ledger.begin_step(run_id, "switch", step_digest=V1, phase=StepPhase.CUTOVER, detail={"command": "route cloud"})
 
     record = ledger.finish_step(
         run_id,
@@ -69,7 +74,7 @@ def test_finishing_a_step_never_begun_says_to_begin_it_first(ledger: Ledger, run
 
 
 def test_finishing_a_step_as_started_is_refused(ledger: Ledger, run_id: str) -> None:
-    ledger.begin_step(run_id, "s", phase=StepPhase.UNDO)
+    ledger.begin_step(run_id, "s", step_digest=V1, phase=StepPhase.UNDO)
 
     with pytest.raises(LedgerError, match="needs an outcome"):
         ledger.finish_step(run_id, "s", status=StepStatus.STARTED)
@@ -77,7 +82,7 @@ def test_finishing_a_step_as_started_is_refused(ledger: Ledger, run_id: str) -> 
 
 def test_beginning_a_step_of_an_unknown_run_is_refused(ledger: Ledger) -> None:
     with pytest.raises(LedgerError, match="run nope is not in the ledger; create it with create_run first"):
-        ledger.begin_step("nope", "s", phase=StepPhase.CUTOVER)
+        ledger.begin_step("nope", "s", step_digest=V1, phase=StepPhase.CUTOVER)
 
 
 def test_two_workers_beginning_the_same_step_get_one_record(db_url: str, new_system: NewSystem) -> None:
@@ -86,7 +91,7 @@ def test_two_workers_beginning_the_same_step_get_one_record(db_url: str, new_sys
     claims: list[StepClaim] = []
 
     def begin(ledger: Ledger) -> None:
-        claims.append(ledger.begin_step(run.id, "reverse-sync", phase=StepPhase.ROLLBACK))
+        claims.append(ledger.begin_step(run.id, "reverse-sync", step_digest=V1, phase=StepPhase.ROLLBACK))
 
     threads = [threading.Thread(target=begin, args=(ledger,)) for ledger in ledgers]
     for thread in threads:
@@ -131,3 +136,100 @@ def test_running_run_for_finds_only_runs_still_running(ledger: Ledger, new_syste
     assert found is not None and found.id == running.id
     assert ledger.running_run_for(system_id, kind=RunKind.CUTOVER) is None
     assert [run.id for run in ledger.list_runs(system_id)] == [done.id, running.id]
+
+
+def _attempts(ledger: Ledger, run_id: str, key: str) -> list[tuple[int, str | None, StepStatus]]:
+    return [(s.attempt, s.step_digest, s.status) for s in ledger.list_steps(run_id) if s.step_id == key]
+
+
+def test_a_result_recorded_under_another_step_definition_does_not_count(ledger: Ledger, run_id: str) -> None:
+    ledger.begin_step(run_id, "selftest", step_digest=V1, phase=StepPhase.INTERNAL_TEST)
+    ledger.finish_step(run_id, "selftest", status=StepStatus.SUCCEEDED)
+
+    edited = ledger.begin_step(run_id, "selftest", step_digest=V2, phase=StepPhase.INTERNAL_TEST)
+
+    assert edited.is_new and not edited.done and edited.closed is None
+    assert (edited.record.attempt, edited.record.status) == (2, StepStatus.STARTED)
+    assert _attempts(ledger, run_id, "selftest") == [(1, V1, StepStatus.SUCCEEDED), (2, V2, StepStatus.STARTED)]
+    current = ledger.get_step(run_id, "selftest")
+    assert current is not None and current.attempt == 2
+
+
+def test_a_step_that_did_not_succeed_begins_again_as_a_new_attempt_keeping_the_failed_one(
+    ledger: Ledger, run_id: str
+) -> None:
+    ledger.begin_step(run_id, "sync", step_digest=V1, phase=StepPhase.CUTOVER)
+    ledger.finish_step(run_id, "sync", status=StepStatus.FAILED, exit_status=1)
+
+    again = ledger.begin_step(run_id, "sync", step_digest=V1, phase=StepPhase.CUTOVER)
+
+    assert again.is_new and again.record.attempt == 2
+    assert _attempts(ledger, run_id, "sync") == [(1, V1, StepStatus.FAILED), (2, V1, StepStatus.STARTED)]
+
+
+def test_an_attempt_left_started_under_another_definition_is_closed_unknown_when_superseded(
+    ledger: Ledger, run_id: str
+) -> None:
+    ledger.begin_step(run_id, "switch", step_digest=V1, phase=StepPhase.CUTOVER)  # then the worker died
+
+    unchanged = ledger.begin_step(run_id, "switch", step_digest=V1, phase=StepPhase.CUTOVER)
+    edited = ledger.begin_step(run_id, "switch", step_digest=V2, phase=StepPhase.CUTOVER)
+
+    assert not unchanged.is_new and not unchanged.done and unchanged.record.attempt == 1
+    assert edited.is_new and edited.closed is not None and edited.closed.attempt == 1
+    assert edited.closed.detail["superseded"] == f"the step definition changed to {V2}"
+    assert _attempts(ledger, run_id, "switch") == [(1, V1, StepStatus.UNKNOWN), (2, V2, StepStatus.STARTED)]
+
+
+def test_a_finished_step_execution_is_never_finished_again(ledger: Ledger, run_id: str) -> None:
+    ledger.begin_step(run_id, "freeze", step_digest=V1, phase=StepPhase.CUTOVER)
+    ledger.finish_step(run_id, "freeze", status=StepStatus.SUCCEEDED)
+
+    with pytest.raises(LedgerError, match=r"attempt 1 already finished as 'succeeded'.*begin the step again"):
+        ledger.finish_step(run_id, "freeze", status=StepStatus.FAILED)
+
+
+def _raw(ledger: Ledger, statement: str, **params: object) -> None:
+    with ledger.engine.begin() as connection:
+        connection.execute(sa.text(statement), params)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE step_executions SET status = 'failed' WHERE id = :id",
+        "UPDATE step_executions SET output_tail = 'all good' WHERE id = :id",
+        "DELETE FROM step_executions WHERE id = :id",
+    ],
+)
+def test_the_database_refuses_changing_or_deleting_a_finished_step_execution(
+    ledger: Ledger, run_id: str, statement: str
+) -> None:
+    ledger.begin_step(run_id, "verify-rows", step_digest=V1, phase=StepPhase.CUTOVER)
+    record = ledger.finish_step(run_id, "verify-rows", status=StepStatus.SUCCEEDED, detail={"rows": 1000})
+
+    with pytest.raises(sa.exc.DBAPIError, match=r"step_executions: (UPDATE|DELETE) refused"):
+        _raw(ledger, statement, id=record.id)
+
+    stored = ledger.get_step(run_id, "verify-rows")
+    assert stored is not None and (stored.status, stored.output_tail) == (StepStatus.SUCCEEDED, "")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE step_executions SET step_digest = 'sm3:forged' WHERE id = :id",
+        "UPDATE step_executions SET attempt = 7, finished_at = started_at, status = 'succeeded' WHERE id = :id",
+        "UPDATE step_executions SET output_tail = 'still running' WHERE id = :id",
+    ],
+)
+def test_the_database_lets_a_started_step_execution_only_be_finished_as_itself(
+    ledger: Ledger, run_id: str, statement: str
+) -> None:
+    record = ledger.begin_step(run_id, "final-sync", step_digest=V1, phase=StepPhase.CUTOVER).record
+
+    with pytest.raises(sa.exc.DBAPIError, match="step_executions: UPDATE refused"):
+        _raw(ledger, statement, id=record.id)
+
+    finished = ledger.finish_step(run_id, "final-sync", status=StepStatus.SUCCEEDED)
+    assert isinstance(finished, StepExecution) and finished.finished_at is not None

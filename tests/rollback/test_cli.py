@@ -1,4 +1,4 @@
-"""``cutover rollback`` and ``cutover decommission`` (cutover/_cli_retention.py)."""
+"""``cutover rollback`` and ``cutover decommission`` (cli/_retention.py)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from cli._retention import decommission, rollback
+import cli
 from cutover import lifecycle
 from cutover.ledger import Ledger, LifecycleState, RetentionCloseReason
 from cutover.settings import Settings, get_settings
@@ -17,9 +16,7 @@ from demo.estate import Estate
 from tests.rollback._retained import cut_over_for_real, estate_spec, retained_on_paper, whoami
 from tests.specbuilder import write_spec
 
-app = typer.Typer()
-app.command()(rollback)
-app.command()(decommission)
+app = cli.register_commands()
 
 
 @pytest.fixture

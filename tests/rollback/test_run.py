@@ -44,9 +44,9 @@ def test_rollback_restores_traffic_and_the_rows_written_on_the_cloud(
     )
     steps = [(s.step_id, s.status) for s in rb_ledger.list_steps(outcome.run_id)]
     assert [k for k, _ in steps] == [
+        "unfreeze-legacy",
         "reverse-sync",
         "verify-reverse",
-        "unfreeze-legacy",
         "route-back",
         "original-health",
     ]

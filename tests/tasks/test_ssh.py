@@ -288,3 +288,39 @@ def test_sudo_is_non_interactive_and_the_command_is_quoted_for_the_remote_shell(
     line = remote_command(["appctl", "freeze", "it's; rm -rf /"], sudo=True)
     assert line.endswith("exec sudo -n -- appctl freeze 'it'\"'\"'s; rm -rf /'")
     assert line.startswith("echo __cutover_pid=$$; ")
+
+
+def test_a_step_whose_definition_changed_runs_again_and_an_unchanged_one_is_replayed(
+    estate: Any, sqlite_ledger: Ledger, pool: ConnectionPool, tmp_path: Path
+) -> None:
+    ctx = context(spec_for(estate), sqlite_ledger, pool, tmp_path)
+    count = estate.hosts["legacy"].program("count-calls")
+    old, new = (f"def-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    run_ssh_step(ctx, step("legacy", count, old, id="count"), "legacy")
+
+    unchanged = run_ssh_step(ctx, step("legacy", count, old, id="count"), "legacy")
+    edited = run_ssh_step(ctx, step("legacy", count, new, id="count"), "legacy")
+
+    assert unchanged.replayed and not edited.replayed
+    assert [estate.calls("legacy", old), estate.calls("legacy", new)] == [1, 1]
+    history = [(s.attempt, s.status) for s in sqlite_ledger.list_steps(ctx.run_id) if s.step_id == "count"]
+    assert history == [(1, StepStatus.SUCCEEDED), (2, StepStatus.SUCCEEDED)]
+    assert audit.verify(sqlite_ledger).steps_checked == 2
+
+
+def test_a_failed_step_run_again_is_recorded_as_a_new_attempt(
+    estate: Any, sqlite_ledger: Ledger, pool: ConnectionPool, tmp_path: Path
+) -> None:
+    ctx = context(spec_for(estate), sqlite_ledger, pool, tmp_path)
+    flag = f"/tmp/cutover-flag-{uuid.uuid4().hex[:8]}"
+    flaky = step("legacy", "sh", "-c", f"test -e {flag} || {{ touch {flag}; exit 3; }}", id="flaky")
+    with pytest.raises(CommandFailed):
+        run_ssh_step(ctx, flaky, "legacy")
+
+    result = run_ssh_step(ctx, flaky, "legacy")
+
+    assert result.exit_status == 0 and not result.replayed
+    history = [(s.attempt, s.status, s.exit_status) for s in sqlite_ledger.list_steps(ctx.run_id)]
+    assert history == [(1, StepStatus.FAILED, 3), (2, StepStatus.SUCCEEDED, 0)]
+    assert audit.verify(sqlite_ledger).ok
+    Path(flag).unlink(missing_ok=True)
