@@ -18,6 +18,13 @@ V2 = "sm3:" + "2" * 64  # the digest of the same step, edited
 
 
 @pytest.fixture
+def ledger(isolated_ledger: Ledger) -> Ledger:
+    """These tests write step rows below the audit layer (no audit events): a database of their own,
+    so the shared ledger's audit chain, which other tests verify, never sees them."""
+    return isolated_ledger
+
+
+@pytest.fixture
 def run_id(ledger: Ledger, new_system: NewSystem) -> str:
     return ledger.create_run(new_system(ledger), RunKind.CUTOVER, flow_run_id="f-1").id
 
