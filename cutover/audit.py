@@ -154,6 +154,7 @@ def verify(ledger: Ledger) -> VerifyResult:
     """Walk the whole chain and name the first broken link (edited, deleted or reordered), then
     check every step execution row against its newest audit event."""
     with ledger.session() as session:
+        _one_snapshot(session)
         head = session.get(AuditChainHead, 1)
         if head is None:
             return VerifyResult(False, 0, None, "the chain head row is missing (deleted?)")
@@ -190,6 +191,17 @@ def _link_problem(event: AuditEvent, expected_seq: int, prev_digest: str) -> str
     if event_digest(event, cast(Algorithm, algorithm)) != event.digest:
         return "its content does not match its digest: the event was edited"
     return None
+
+
+def _one_snapshot(session: Session) -> None:
+    """Read the head, the events and the step rows as of one moment, whatever commits meanwhile.
+
+    PostgreSQL's default (read committed) gives each statement a new snapshot: a step recorded
+    between reading the events and the rows would look forged. SQLite transactions here begin
+    holding the write lock, so nothing commits meanwhile.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
 
 
 class _StepSeen(NamedTuple):

@@ -354,3 +354,34 @@ def test_postgres_refuses_truncating_the_step_executions(postgres_url: str) -> N
             connection.exec_driver_sql("TRUNCATE step_executions")
     finally:
         ledger.dispose()
+
+
+def test_verify_while_steps_are_being_recorded_sees_one_consistent_moment(isolated_db_url: str) -> None:
+    writer, reader = Ledger(isolated_db_url), Ledger(isolated_db_url)
+    run_id = _run_steps(writer)
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def record() -> None:
+        try:
+            for index in range(40):
+                key = f"s{index}"
+                executions.begin(writer, run_id, key, step_digest="sm3:s", phase=StepPhase.CUTOVER, actor="ops")
+                executions.finish(writer, run_id, key, status=StepStatus.SUCCEEDED, actor="ops")
+        except BaseException as exc:  # collected and asserted on below
+            errors.append(exc)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=record)
+    thread.start()
+    try:
+        results = []
+        while not done.is_set():
+            results.append(audit.verify(reader))
+        thread.join(timeout=30)
+        assert errors == [] and results and all(result.ok for result in results), results
+        assert audit.verify(reader).steps_checked == 42
+    finally:
+        writer.dispose()
+        reader.dispose()

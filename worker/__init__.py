@@ -67,8 +67,8 @@ class CutoverWorker(ProcessWorker):
 
     async def setup(self) -> None:
         await super().setup()
+        await self.warm.fill()  # first: the warm process imports while the automations are made
         await self._ensure_recovery()
-        await self.warm.fill()
 
     async def _ensure_recovery(self) -> None:
         """Zombie detection and automatic resume on this worker's pool (idempotent, see flows.recovery)."""

@@ -24,7 +24,7 @@ from flows._signoff_demo import signoff_demo
 from flows.deployments import ensure_work_pool
 from tasks._signoff_deadline import WAKEUP_APPROVER
 from tasks.signoff import wakeup_input
-from tests.fixtures.prefect_server import PrefectServer, kill_group, start_cutover_worker
+from tests.fixtures.prefect_server import PrefectServer, kill_group, start_cutover_worker, wait_for_worker
 from tests.tasks._signoff_estate import (
     Estate,
     make_estate,
@@ -47,6 +47,7 @@ def pooled_deployment(prefect_server: PrefectServer, totp_key: str, tmp_path: Pa
     deployment_id = deployment.apply(work_pool_name=pool)
     env = {**prefect_server.client_env(), "CUTOVER_TOTP_KEY": totp_key, "CUTOVER_HOME": str(tmp_path / "home")}
     worker = start_cutover_worker(pool, env, tmp_path / "worker.log")
+    wait_for_worker(pool, worker, tmp_path / "worker.log")
     try:
         yield deployment_id
     finally:
@@ -75,7 +76,7 @@ def _wakeup_runs(flow_run_id: UUID) -> list[FlowRun]:
 def test_a_sign_off_still_waiting_at_its_deadline_ends_itself_and_records_who_did_not_sign(
     pooled_deployment: UUID, estate: Estate
 ) -> None:
-    deadline = datetime.now(UTC) + timedelta(seconds=15)
+    deadline = datetime.now(UTC) + timedelta(seconds=30)  # the form is asked well before it, even when busy
     run = start_run(str(pooled_deployment), estate.parameters(deadline=deadline))
     wait_for_form(run, 1, timeout_s=60)
     wakeups = _wakeup_runs(run)
