@@ -204,7 +204,8 @@ def test_a_check_that_gets_no_answer_fails_after_its_timeout_while_the_others_fi
     report = run_preflight(spec_of(estate, add_silent_things), settings, limits=PreflightLimits(timeout_s=1.0))
 
     assert {i.label() for i in report.failures} == {f"url {silent}", "host mute"}
-    assert "did not complete the SSH handshake" in item(report, CheckKind.HOST, "mute").detail
+    mute = item(report, CheckKind.HOST, "mute").detail
+    assert "did not complete the SSH handshake" in mute or "no answer within 1 s" in mute, mute
     assert all(i.duration_s < 5 for i in report.failures)
     assert report.duration_s < 15
     assert item(report, CheckKind.HOST, "legacy").passed
