@@ -202,6 +202,31 @@ def test_a_second_cutover_of_the_same_system_is_refused_with_the_running_ones_id
     assert taken.id == rc.run.id
 
 
+def killed_during_step_two(
+    ledger: Ledger, spec: Spec, spec_path: Path, url: str, home: Path, estate: Any, tag: str
+) -> Any:
+    """Signed, cutting over in a separate process that is killed with SIGKILL once step two started."""
+    rc = signed_context(ledger, spec, spec_path, home)
+    lifecycle.transition(ledger, spec.system.id, LifecycleState.CUTTING_OVER, actor="test", reason="killed below")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "tests.cutover_harness", str(spec_path), rc.run.id, url, str(home)],
+        cwd=REPO,
+        env={**os.environ},
+        start_new_session=True,
+    )
+    try:
+        wait_until(
+            lambda: estate.calls("legacy", f"{tag}-two") >= 1,
+            what=f"step two ({tag}-two) to start on legacy",
+            timeout_s=30,
+            interval_s=0.1,
+        )
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+    return rc
+
+
 def test_a_worker_killed_mid_cutover_resumes_from_the_ledger_without_repeating_a_step(
     estate_env: Any, ledger_file: tuple[Ledger, str], tmp_path: Path, prefect_server: Any
 ) -> None:
@@ -239,24 +264,7 @@ def test_a_worker_killed_mid_cutover_resumes_from_the_ledger_without_repeating_a
     data["cutover"]["steps"] = steps
     spec = Spec.model_validate(data)
     spec_path = write_spec(spec, tmp_path / "specs")
-    rc = signed_context(ledger, spec, spec_path, tmp_path / "home")
-    lifecycle.transition(ledger, spec.system.id, LifecycleState.CUTTING_OVER, actor="test", reason="killed below")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "tests.cutover_harness", str(spec_path), rc.run.id, url, str(tmp_path / "home")],
-        cwd=REPO,
-        env={**os.environ},
-        start_new_session=True,
-    )
-    try:
-        wait_until(
-            lambda: calls_log.exists() and f"{tag}-two" in calls_log.read_text(),
-            what=f"step two ({tag}-two) to start on legacy",
-            timeout_s=30,
-            interval_s=0.1,
-        )
-    finally:
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait()
+    rc = killed_during_step_two(ledger, spec, spec_path, url, tmp_path / "home", estate_env, tag)
     assert ledger.get_step(rc.run.id, "two").status is StepStatus.STARTED  # type: ignore[union-attr]
     outcome = in_flow(lambda: cut_over(resumed_context(ledger, spec, spec_path, tmp_path / "home", rc.run.id)))
     assert outcome.state is SagaState.SUCCEEDED, outcome.summary()
@@ -323,24 +331,7 @@ def test_after_a_crash_a_step_whose_definition_changed_runs_again_and_an_unchang
     data["cutover"]["steps"] = steps(["sh", "-c", f"count-calls {tag}-two; sleep 20"])
     spec = Spec.model_validate(data)
     spec_path = write_spec(spec, tmp_path / "specs")
-    rc = signed_context(ledger, spec, spec_path, tmp_path / "home")
-    lifecycle.transition(ledger, spec.system.id, LifecycleState.CUTTING_OVER, actor="test", reason="killed below")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "tests.cutover_harness", str(spec_path), rc.run.id, url, str(tmp_path / "home")],
-        cwd=REPO,
-        env={**os.environ},
-        start_new_session=True,
-    )
-    try:
-        wait_until(
-            lambda: estate_env.calls("legacy", f"{tag}-two") == 1,
-            what=f"step two ({tag}-two) to start on legacy",
-            timeout_s=30,
-            interval_s=0.1,
-        )
-    finally:
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait()
+    rc = killed_during_step_two(ledger, spec, spec_path, url, tmp_path / "home", estate_env, tag)
     data["cutover"]["steps"] = steps(["count-calls", f"{tag}-two-edited"])
     edited = Spec.model_validate(data)
     edited_path = write_spec(edited, tmp_path / "edited")
