@@ -87,8 +87,9 @@ def _slow_rollback_spec(estate: Estate, tag: str) -> Any:
         "run": ["sh", "-c", f"count-calls {tag}-settle; sleep 25"],
         "changes_state": False,
     }
-    data["rollback"]["steps"] = [*steps[:2], settle, *steps[2:]]
-    steps[0]["run"] = ["sh", "-c", f"count-calls {tag}-reverse && pull-from cloud"]
+    after = next(i for i, step in enumerate(steps) if step["id"] == "reverse-sync") + 1
+    steps[after - 1]["run"] = ["sh", "-c", f"count-calls {tag}-reverse && pull-from cloud"]
+    data["rollback"]["steps"] = [*steps[:after], settle, *steps[after:]]
     return Spec.model_validate(data)
 
 
@@ -123,7 +124,7 @@ def test_a_worker_killed_mid_rollback_is_continued_by_itself_and_a_click_meanwhi
         what="the rollback to carry the data back and start settling",
         timeout_s=90,
     )
-    kill_group(workers.pop())
+    kill_group(workers.pop(), hard=True)
     killed_at = time.monotonic()
     with get_client(sync_client=True) as client:
         click = client.create_flow_run_from_deployment(deployment_id).id  # one click while the run is a zombie
@@ -228,7 +229,7 @@ def test_a_worker_killed_after_the_freeze_is_replaced_and_the_cutover_finishes_w
         what="the freeze to succeed and the cutover to settle",
         timeout_s=120,
     )
-    kill_group(workers.pop())
+    kill_group(workers.pop(), hard=True)
     killed_at = time.monotonic()
     wait_until(lambda: time.monotonic() - killed_at >= 10, what="10 s after the kill", timeout_s=15)
     _start_worker(pool, worker_env, tmp_path / "worker-2.log", workers)
