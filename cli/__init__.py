@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import _ledger, _preflight, _resolve, _retention, _signoff
+from cli import _approver, _ledger, _preflight, _resolve, _retention, _setup, _signoff
 from cli.app import app
 
 __all__ = ["app", "main", "register_commands"]
@@ -19,12 +19,14 @@ _ = _ledger  # its commands (plan, status, audit verify) attach to `app` when it
 def register_commands() -> typer.Typer:
     """The ``cutover`` application with every command attached (idempotent)."""
     if not any(group.name == "approver" for group in app.registered_groups):
-        app.add_typer(_signoff.approver_app, name="approver")
+        app.add_typer(_approver.approver_app, name="approver")
         app.command("sign")(_signoff.sign)
+        app.command()(_signoff.withdraw)
         app.command()(_retention.rollback)
         app.command()(_retention.decommission)
         app.command()(_preflight.preflight)
         app.command()(_resolve.resolve)
+        app.command()(_setup.setup)
     return app
 
 

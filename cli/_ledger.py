@@ -105,16 +105,23 @@ def _state_label(ledger: Ledger, system: System) -> str:
 
 @audit_app.command("verify")
 def audit_verify() -> None:
-    """Walk the audit chain and name the first broken link; exit 1 if it is broken."""
+    """Walk the audit chain, check the step executions and re-verify every SM2 signature; exit 1 if one fails."""
     result = audit.verify(open_ledger())
     if result.ok:
         console.print(
             f"[green]audit chain intact[/]: {result.checked} events verified, "
-            f"{result.steps_checked} step executions match them"
+            f"{result.steps_checked} step executions match them, "
+            f"{result.signatures_checked} signatures re-verified"
         )
         return
     if result.step is not None:
         fail(f"step execution {result.step} does not match the audit trail: {result.reason}", ExitCode.INVALID)
+    if result.signature is not None:
+        fail(
+            f"signature at seq {result.broken_seq} ({result.signature}) does not re-verify: {result.reason} "
+            f"({result.signatures_checked} signatures re-verified before it); preserve the database as evidence",
+            ExitCode.INVALID,
+        )
     fail(
         f"audit chain broken at seq {result.broken_seq}: {result.reason} ({result.checked} events checked before it)",
         ExitCode.INVALID,

@@ -1,19 +1,21 @@
-"""CLI commands for approvers: ``cutover approver enroll`` and ``cutover sign``.
+"""CLI commands for approvers on their own machine: ``cutover sign`` and ``cutover withdraw``.
 
-Registered by :mod:`cli.app`::
+Registered by :mod:`cli` (``app.command("sign")(sign)``, ``app.command()(withdraw)``).
 
-    app.add_typer(approver_app, name="approver")
-    app.command("sign")(sign)
-
-``sign`` is the terminal twin of the form in the Prefect UI: it finds the system's suspended
-sign-off (from the ledger's audit trail), shows what is to be signed, prompts for the decision,
-a comment and the TOTP code (hidden), and resumes the run through the Prefect API. The flow then
-checks the submission exactly as it checks one from the UI, and ``sign`` reports the verdict.
+``sign`` is the terminal twin of the form in the Prefect UI: it finds the system's waiting sign-off
+form, shows the report summary it carries (rendered, not escaped), prompts for the decision and
+comment, shows the exact statement, asks for confirmation, signs it with the approver's SM2
+private key **on this machine**, and resumes the run through the Prefect API. The flow then checks
+the signature exactly as it checks one pasted into the UI, and ``sign`` reports the verdict.
+``withdraw`` does the same with the decision ``withdraw`` while the run still waits (for the other
+party, or for the cutover window); once cutover has started it is refused with the reason.
 """
 
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -22,72 +24,100 @@ from rich.markdown import Markdown
 
 from cli._console import ExitCode, console, fail
 from cutover import signoff_store as store
-from cutover.approvers import enroll
+from cutover import sm2
 from cutover.errors import UnknownSystem
-from cutover.ledger import AuditEvent, AuditOutcome, Ledger
+from cutover.ledger import AuditEvent, AuditOutcome, Ledger, LifecycleState
 from cutover.runtime import open_ledger
 from cutover.settings import get_settings
+from tasks.signoff import fields_shown, sign_answer
 
-__all__ = ["approver_app", "sign"]
+__all__ = ["sign", "withdraw"]
 
-approver_app = typer.Typer(
-    help="Enroll the approvers who sign reports for their party (TOTP codes from an authenticator app).",
-    no_args_is_help=True,
-    add_completion=False,
-)
+_WAITING = frozenset({LifecycleState.REPORT_READY, LifecycleState.SIGNED})
 
-
-@approver_app.command("enroll")
-def enroll_command(
-    approver_id: Annotated[str, typer.Argument(help="The approver's id as listed in specs, e.g. wang.li.")],
-    name: Annotated[str, typer.Option("--name", help="The person's full name, e.g. 王丽.")],
-) -> None:
-    """Create the approver's TOTP secret and show the QR code to scan (once) with an authenticator app."""
-    settings = get_settings()
-    ledger = open_ledger(settings)
-    try:
-        enrollment = enroll(ledger, approver_id, name, settings=settings)
-    finally:
-        ledger.dispose()
-    if enrollment.key_file_created:
-        console.print(
-            f"[yellow]note:[/] generated the TOTP encryption key {enrollment.key_file_created} (mode 0600); "
-            "back it up, or set CUTOVER_TOTP_KEY to manage the key yourself"
-        )
-    console.print(f"{enrollment}. Scan this QR code with an authenticator app (it is shown only now):")
-    typer.echo(enrollment.qr)
-    typer.echo(f"or enter this URI: {enrollment.uri}")
-    console.print("Re-enrolling replaces the secret: codes from the old entry stop working.")
+SystemArg = Annotated[str, typer.Argument(help="The system whose report to sign, e.g. hrss-social-insurance.")]
+AsOption = Annotated[str, typer.Option("--as", help="Your approver id, e.g. wang.li.")]
+KeyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--key", help="Your SM2 private key file (from `cutover approver keygen`); never leaves this machine."
+    ),
+]
+PassphraseOption = Annotated[
+    Path | None, typer.Option("--passphrase-file", help="A file holding the key's passphrase (else asked if needed).")
+]
+WaitOption = Annotated[float, typer.Option(help="Seconds to wait for the flow's verdict on the signature.")]
 
 
 def sign(
-    system: Annotated[str, typer.Argument(help="The system whose report to sign, e.g. hrss-social-insurance.")],
-    as_: Annotated[str, typer.Option("--as", help="Your approver id, e.g. wang.li.")],
-    wait: Annotated[float, typer.Option(help="Seconds to wait for the flow's verdict on the signature.")] = 45.0,
+    system: SystemArg,
+    as_: AsOption,
+    key: KeyOption = None,
+    passphrase_file: PassphraseOption = None,
+    wait: WaitOption = 45.0,
 ) -> None:
-    """Sign the system's waiting report (joint sign-off) from the terminal, as in the Prefect UI form."""
+    """Sign the system's waiting report (joint sign-off 共同认可) from the terminal."""
+    _answer_form(system, as_, key, passphrase_file, wait, withdrawing=False)
+
+
+def withdraw(
+    system: SystemArg,
+    as_: AsOption,
+    key: KeyOption = None,
+    passphrase_file: PassphraseOption = None,
+    wait: WaitOption = 45.0,
+) -> None:
+    """Withdraw your signature (撤回签署) before cutover starts; the run then waits for your party again."""
+    _answer_form(system, as_, key, passphrase_file, wait, withdrawing=True)
+
+
+def _answer_form(
+    system: str,
+    approver_id: str,
+    key_file: Path | None,
+    passphrase_file: Path | None,
+    wait: float,
+    *,
+    withdrawing: bool,
+) -> None:
     ledger = open_ledger()
     try:
-        if ledger.get_system(system) is None:
-            raise UnknownSystem(
-                f"system {system!r} is not in the ledger at {ledger.safe_url}; check the id "
-                "(`cutover status` lists the systems) and CUTOVER_DATABASE_URL"
-            )
-        request = store.latest_request(ledger, system)
-        if request is None:
-            fail(
-                f"no sign-off form was ever shown for system {system!r}; start its cutover run first", ExitCode.REFUSED
-            )
+        request = _waiting_request(ledger, system, withdrawing=withdrawing)
         flow_run_id, n = str(request.detail["flow_run_id"]), int(request.detail["n"])
-        _show_request(system, request, _require_waiting(flow_run_id, str(request.detail["key"])))
-        _submit(flow_run_id, _prompt(as_))
+        description = _require_waiting(
+            flow_run_id, str(request.detail["key"]), withdrawing=withdrawing, ledger=ledger, system=system
+        )
+        console.print(f"[bold]{system}[/]: report digest [bold]{request.detail['report_digest']}[/]")
+        console.print(Markdown(_summary_part(description)))
+        answer = _prompted_answer(system, approver_id, request, key_file, passphrase_file, withdrawing=withdrawing)
+        _submit(flow_run_id, answer)
         _report_verdict(ledger, system, flow_run_id, n, wait)
     finally:
         ledger.dispose()
 
 
-def _require_waiting(flow_run_id: str, key: str) -> str:
-    """The form's description, if the run is suspended on form ``key``; else exit."""
+def _waiting_request(ledger: Ledger, system: str, *, withdrawing: bool) -> AuditEvent:
+    row = ledger.get_system(system)
+    if row is None:
+        raise UnknownSystem(
+            f"system {system!r} is not in the ledger at {ledger.safe_url}; check the id "
+            "(`cutover status` lists the systems) and CUTOVER_DATABASE_URL"
+        )
+    if withdrawing and row.state not in _WAITING:
+        fail(
+            f"withdrawal refused: {system} is {row.state.value} — cutover has started (or the sign-off ended), so a "
+            "signature can no longer be withdrawn; to go back to the original system use `cutover rollback "
+            f"{system}`",
+            ExitCode.REFUSED,
+        )
+    request = store.latest_request(ledger, system)
+    if request is None:
+        fail(f"no sign-off form was ever shown for system {system!r}; start its cutover run first", ExitCode.REFUSED)
+    return request
+
+
+def _require_waiting(flow_run_id: str, key: str, *, withdrawing: bool, ledger: Ledger, system: str) -> str:
+    """The form's description, if the run is suspended on form ``key``; else exit saying why."""
     from prefect import get_client
 
     with get_client(sync_client=True) as client:
@@ -95,9 +125,14 @@ def _require_waiting(flow_run_id: str, key: str) -> str:
         state = run.state
         if state is None or not state.is_paused() or state.state_details.pause_key != key:
             where = f"{state.type.value} ({state.name})" if state else "no state"
+            started = withdrawing and _cutover_started(ledger, system)
+            reason = (
+                "cutover has started, so a signature can no longer be withdrawn; use `cutover rollback` to go back"
+                if started
+                else "if it was just resumed, wait a few seconds for the next form; check `cutover status`"
+            )
             fail(
-                f"flow run {flow_run_id} is not waiting for sign-off form {key}: it is {where}. "
-                "If it was just resumed, wait a few seconds for the next form; check `cutover status`",
+                f"flow run {flow_run_id} is not waiting for sign-off form {key}: it is {where}; {reason}",
                 ExitCode.REFUSED,
             )
         description: Any = client.read_flow_run_input(
@@ -106,18 +141,61 @@ def _require_waiting(flow_run_id: str, key: str) -> str:
     return str(description)
 
 
-def _show_request(system: str, request: AuditEvent, description: str) -> None:
-    console.print(f"[bold]{system}[/]: report digest [bold]{request.detail['report_digest']}[/]")
-    console.print(Markdown(description))
+def _cutover_started(ledger: Ledger, system: str) -> bool:
+    row = ledger.get_system(system)
+    return row is not None and row.state not in _WAITING
 
 
-def _prompt(approver_id: str) -> dict[str, str]:
+def _summary_part(description: str) -> str:
+    """The form's description without its how-to-sign part (this command does the signing)."""
+    head, _, _ = description.partition("### How to sign")
+    return head.rstrip() or description
+
+
+def _prompted_answer(
+    system: str,
+    approver_id: str,
+    request: AuditEvent,
+    key_file: Path | None,
+    passphrase_file: Path | None,
+    *,
+    withdrawing: bool,
+) -> dict[str, str]:
+    proof = get_settings().signoff_proof
+    decision = "withdraw" if withdrawing else _ask_decision()
+    comment = str(typer.prompt("Comment 意见", default="", show_default=False))
+    if proof == "totp":
+        code = typer.prompt("Code 动态验证码 (6 digits from your authenticator app)", hide_input=True)
+        return {"approver_id": approver_id, "decision": decision, "comment": comment, "code": code}
+    if key_file is None:
+        fail(
+            f"sign with your SM2 private key: `cutover {'withdraw' if withdrawing else 'sign'} {system} --as "
+            f"{approver_id} --key <your key file>` (made by `cutover approver keygen`)",
+            ExitCode.USAGE,
+        )
+    key = sm2.load_private_key(key_file, _passphrase(key_file, passphrase_file))
+    fields = fields_shown(system, request.detail)
+    statement, answer = sign_answer(fields, approver_id, decision, comment, key, datetime.now(UTC))
+    console.print("The statement you sign 签署声明:")
+    console.print(statement.text(), markup=False, highlight=False)
+    if not typer.confirm(f"Sign ({decision}) and submit? 确认签署并提交", default=False):
+        fail("nothing was signed or submitted", ExitCode.REFUSED)
+    return answer
+
+
+def _ask_decision() -> str:
     decision = ""
     while decision not in ("approve", "reject"):
         decision = str(typer.prompt("Decision 决定 (approve 同意 / reject 不同意)")).strip().lower()
-    comment = typer.prompt("Comment 意见", default="", show_default=False)
-    code = typer.prompt("Code 动态验证码 (6 digits from your authenticator app)", hide_input=True)
-    return {"approver_id": approver_id, "decision": decision, "comment": comment, "code": code}
+    return decision
+
+
+def _passphrase(key_file: Path, passphrase_file: Path | None) -> str | None:
+    if passphrase_file is not None:
+        return passphrase_file.read_text(encoding="utf-8").rstrip("\n")
+    if b"ENCRYPTED" in key_file.read_bytes():
+        return str(typer.prompt(f"Passphrase of {key_file}", hide_input=True))
+    return None
 
 
 def _submit(flow_run_id: str, run_input: dict[str, str]) -> None:
@@ -129,7 +207,7 @@ def _submit(flow_run_id: str, run_input: dict[str, str]) -> None:
     except FlowPauseTimeout:
         fail(f"flow run {flow_run_id}: the sign-off deadline passed; a new report must be issued", ExitCode.REFUSED)
     except (NotPausedError, RuntimeError) as error:
-        fail(f"flow run {flow_run_id} refused the submission: {error}; run `cutover sign` again", ExitCode.REFUSED)
+        fail(f"flow run {flow_run_id} refused the submission: {error}; run the command again", ExitCode.REFUSED)
     console.print("submitted; the flow is checking the signature ...")
 
 
@@ -140,10 +218,11 @@ def _report_verdict(ledger: Ledger, system: str, flow_run_id: str, n: int, wait:
         if answer is not None:
             if answer.outcome == AuditOutcome.REFUSED:
                 fail(f"the signature was refused: {answer.detail.get('reason')}", ExitCode.REFUSED)
-            console.print(f"[green]signed[/]: {answer.detail.get('decision')} for the {answer.detail.get('party')}")
+            verb = "withdrawn" if answer.action == store.WITHDRAWN else "signed"
+            console.print(f"[green]{verb}[/]: {answer.detail.get('decision')} for the {answer.detail.get('party')}")
             return
         time.sleep(0.5)
     console.print(
-        f"the flow has not checked the signature within {wait:.0f} s (is its worker or `serve` process running?); "
-        f"`cutover sign {system} --as ...` shows the next form once it has"
+        f"the flow has not checked the signature within {wait:.0f} s (is its worker running?); "
+        f"`cutover status {system}` shows whether it was recorded"
     )

@@ -4,6 +4,7 @@ Public surface::
 
     append(session, *, actor, action, object, outcome=SUCCEEDED, detail=None) -> AuditEvent
     verify(ledger) -> VerifyResult            VerifyResult.ok / .broken_seq / .reason / .step
+                                              .signatures_checked / .signature
                                               VerifyResult.raise_if_broken()  (AuditChainBroken)
     STEP_STARTED, STEP_FINISHED, step_object(run_id, key)   how step executions appear in it
     events(ledger, *, object=None, limit=100) -> list[AuditEvent]   newest first
@@ -27,19 +28,29 @@ inserted outside cutover, or deleted is named). Rows from before step digests (`
 NULL, never trusted) and rows whose events a DBA purge removed are not checked. What the chain
 cannot catch alone is a DBA rewriting every digest after an edit: anchor the head digest
 elsewhere (e.g. in each signed report) to close that gap.
+
+Signatures are re-verified too: every ``signoff.signed`` and ``signoff.withdrawn`` event whose
+detail says ``"proof": "sm2"`` carries the signed ``statement``, the base64 ``signature`` and the
+``key_fingerprint``. :func:`verify` takes the public key from the ``approver.enrolled`` event that
+recorded it (enrolled for that approver, before the signature, not revoked or replaced before it),
+checks the signature over the statement, and checks the statement says what the event does (report
+kind and digest, spec digest, decision, approver, system, run). So an auditor holding an export of
+the trail can check every sign-off years later with public keys only. TOTP sign-offs carry no
+proof anyone can re-check and are not counted.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, NamedTuple, cast, get_args
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from cutover import sm2
 from cutover.digest import Algorithm, digest_json
-from cutover.errors import AuditChainBroken, LedgerError, PurgeRefused
+from cutover.errors import AuditChainBroken, ConfigurationError, LedgerError, PurgeRefused, SignatureInvalid
 from cutover.ledger import (
     AuditChainHead,
     AuditEvent,
@@ -51,10 +62,15 @@ from cutover.ledger import (
     step_record_digest,
 )
 from cutover.settings import Settings, get_settings
+from cutover.statement import Statement
 
 _VERIFY_BATCH = 1_000
 STEP_STARTED: Final = "step.started"
 STEP_FINISHED: Final = "step.finished"
+#: The events whose SM2 signatures :func:`verify` re-verifies, and where it finds the keys.
+SIGNED_ACTIONS: Final = ("signoff.signed", "signoff.withdrawn")
+ENROLLED: Final = "approver.enrolled"
+REVOKED: Final = "approver.revoked"
 
 
 def step_object(run_id: str, key: str) -> str:
@@ -68,6 +84,8 @@ class VerifyResult:
 
     ``step`` names the step execution row (``run:<id>/step:<key> attempt <n>``) when the chain
     holds but a step row does not match it; ``broken_seq`` is then the event it was checked against.
+    ``signature`` names the first signature event that does not re-verify (``broken_seq`` is its
+    seq); ``signatures_checked`` counts the SM2 signatures re-verified.
     """
 
     ok: bool
@@ -76,12 +94,18 @@ class VerifyResult:
     reason: str | None = None
     steps_checked: int = 0
     step: str | None = None
+    signatures_checked: int = 0
+    signature: str | None = None
 
     def raise_if_broken(self) -> None:
         """Raise AuditChainBroken naming the first broken link, if there is one."""
         if self.ok:
             return
-        where = f"step execution {self.step}" if self.step else f"audit chain broken at seq {self.broken_seq}"
+        where = f"audit chain broken at seq {self.broken_seq}"
+        if self.step:
+            where = f"step execution {self.step}"
+        elif self.signature:
+            where = f"signature at seq {self.broken_seq} ({self.signature}) does not re-verify"
         raise AuditChainBroken(
             f"{where}: {self.reason}. Preserve the database as evidence and compare it with the "
             "last exported audit log."
@@ -160,6 +184,7 @@ def verify(ledger: Ledger) -> VerifyResult:
             return VerifyResult(False, 0, None, "the chain head row is missing (deleted?)")
         expected_seq, prev_digest, checked = head.anchor_seq + 1, head.anchor_digest, 0
         steps: dict[tuple[str, int], _StepSeen] = {}
+        signatures = _SignaturesSeen()
         oldest: datetime | None = None
         statement = sa.select(AuditEvent).where(AuditEvent.seq > head.anchor_seq).order_by(AuditEvent.seq)
         for event in session.scalars(statement.execution_options(yield_per=_VERIFY_BATCH)):
@@ -167,13 +192,15 @@ def verify(ledger: Ledger) -> VerifyResult:
             if problem is not None:
                 return VerifyResult(False, checked, event.seq, problem)
             _note_step(steps, event)
+            signatures.note(event)
             oldest = oldest or event.at
             expected_seq, prev_digest, checked = event.seq + 1, event.digest, checked + 1
         tail = _check_tail(head, expected_seq - 1, prev_digest, checked)
         if not tail.ok:
             return tail
         purged_before = (oldest or ledger.now()) if head.anchor_seq > 0 else None
-        return _check_steps(session, steps, purged_before, checked)
+        result = _check_steps(session, steps, purged_before, checked)
+        return signatures.check(result, purged=head.anchor_seq > 0) if result.ok else result
 
 
 def _link_problem(event: AuditEvent, expected_seq: int, prev_digest: str) -> str | None:
@@ -250,6 +277,102 @@ def _step_problem(record: StepExecution, seen: _StepSeen | None, purged_before: 
         return f"audit event seq {seen.seq} records no digest of it (found {seen.record!r}): the event is not a step's"
     if step_record_digest(record, cast(Algorithm, algorithm)) != seen.record:
         return f"its content does not match audit event seq {seen.seq}, which recorded it last: the row was edited"
+    return None
+
+
+@dataclass(frozen=True)
+class _KeySeen:
+    """An SM2 key as its ``approver.enrolled`` event recorded it, and when it stopped counting."""
+
+    seq: int
+    approver_id: str
+    public_key: str
+    ended_seq: int | None = None  # revoked or replaced at this seq
+
+
+class _SignaturesSeen:
+    """The enrolled keys and the SM2-signed sign-off events met while walking the chain."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, _KeySeen] = {}
+        self.signed: list[AuditEvent] = []
+
+    def note(self, event: AuditEvent) -> None:
+        detail = event.detail
+        if event.action == ENROLLED and detail.get("proof") == "sm2":
+            approver_id = event.object.removeprefix("approver:")
+            self._end(detail.get("replaced"), event.seq)
+            self.keys[str(detail.get("fingerprint"))] = _KeySeen(event.seq, approver_id, str(detail.get("public_key")))
+        elif event.action == REVOKED:
+            self._end(detail.get("fingerprint"), event.seq)
+        elif event.action in SIGNED_ACTIONS and detail.get("proof") == "sm2":
+            self.signed.append(event)
+
+    def _end(self, fingerprint: object, seq: int) -> None:
+        key = self.keys.get(str(fingerprint))
+        if key is not None and key.ended_seq is None:
+            self.keys[str(fingerprint)] = _KeySeen(key.seq, key.approver_id, key.public_key, seq)
+
+    def check(self, result: VerifyResult, *, purged: bool) -> VerifyResult:
+        """``result`` with the signatures re-verified, or naming the first that does not."""
+        for count, event in enumerate(self.signed):
+            problem = self._problem(event, purged=purged)
+            if problem is not None:
+                name = f"{event.action} by {event.detail.get('approver_id', event.actor)} on {event.object}"
+                return replace(
+                    result, ok=False, broken_seq=event.seq, reason=problem, signatures_checked=count, signature=name
+                )
+        return replace(result, signatures_checked=len(self.signed))
+
+    def _problem(self, event: AuditEvent, *, purged: bool) -> str | None:
+        detail = event.detail
+        fingerprint = str(detail.get("key_fingerprint"))
+        key = self.keys.get(fingerprint)
+        if key is None:
+            if purged:
+                return None  # its key's enrollment went with a DBA purge: nothing left to check it with
+            return f"no approver.enrolled event records its key {fingerprint}"
+        try:
+            statement = Statement.parse(str(detail.get("statement", "")))
+        except SignatureInvalid as exc:
+            return f"its statement does not parse: {exc}"
+        if not _verifies(key.public_key, statement, str(detail.get("signature", ""))):
+            return f"its signature does not verify over its statement with key {fingerprint}"
+        return _key_problem(key, statement, event) or _statement_mismatch(statement, event)
+
+
+def _verifies(public_key: str, statement: Statement, signature: str) -> bool:
+    try:
+        return sm2.verify(public_key, statement.message(), signature)
+    except ConfigurationError:
+        return False  # the recorded public key itself is unreadable
+
+
+def _key_problem(key: _KeySeen, statement: Statement, event: AuditEvent) -> str | None:
+    if key.approver_id != statement.approver_id:
+        return f"its key was enrolled for {key.approver_id}, not for {statement.approver_id} who the statement names"
+    if key.seq > event.seq:
+        return f"its key was enrolled only at seq {key.seq}, after the signature was recorded"
+    if key.ended_seq is not None and key.ended_seq < event.seq:
+        return f"its key was revoked (or replaced) at seq {key.ended_seq}, before the signature was recorded"
+    return None
+
+
+def _statement_mismatch(statement: Statement, event: AuditEvent) -> str | None:
+    detail = event.detail
+    claims = {
+        "report_digest": statement.report_digest,
+        "spec_digest": statement.spec_digest,
+        "decision": statement.decision,
+        "approver_id": statement.approver_id,
+        "kind": statement.report_kind,
+        "flow_run_id": statement.run_id,
+    }
+    for field, signed in claims.items():
+        if field in detail and str(detail[field]) != signed:
+            return f"the event's {field} is {detail[field]!r} but the signed statement says {signed!r}"
+    if event.object.startswith("system:") and event.object != f"system:{statement.system_id}":
+        return f"the event is about {event.object} but the signed statement is about system {statement.system_id}"
     return None
 
 

@@ -55,6 +55,14 @@ class Settings(BaseSettings):
         description="Key (Fernet, urlsafe base64) that encrypts approvers' TOTP secrets at rest. "
         "Generated under `home` on first use when empty.",
     )
+    signoff_proof: Literal["sm2", "totp"] = Field(
+        default="sm2",
+        description="How approvers prove a sign-off. `sm2` (default): an SM2 signature (GB/T 32918, SM3) "
+        "made with the approver's own private key and verified with the enrolled public key, so no worker, "
+        "server or ledger can make one. `totp`: a one-time code, a light mode for pilots only: whoever "
+        "holds the worker's TOTP key (CUTOVER_TOTP_KEY or `home`/totp.key) and the ledger can compute "
+        "every approver's code and forge the sign-off.",
+    )
     recovery_silence_s: float = Field(
         default=90.0,
         ge=45.0,

@@ -30,6 +30,7 @@ REQUESTED = "signoff.requested"
 SIGNED = "signoff.signed"
 REFUSED = "signoff.refused"
 VOIDED = "signoff.voided"
+WITHDRAWN = "signoff.withdrawn"
 EXPIRED = "signoff.expired"
 ACTOR = "signoff"
 
@@ -73,7 +74,7 @@ class AttemptLog:
 def attempt_log(ledger: Ledger, system_id: str, kind: ReportKind, flow_run_id: str) -> AttemptLog:
     """Every attempt of this sign-off in this flow run."""
     log = AttemptLog()
-    for event in _events(ledger, system_id, (REQUESTED, SIGNED, REFUSED)):
+    for event in _events(ledger, system_id, (REQUESTED, SIGNED, REFUSED, WITHDRAWN)):
         detail = event.detail
         if detail.get("kind") != kind.value or detail.get("flow_run_id") != flow_run_id:
             continue
@@ -99,8 +100,8 @@ def latest_request(ledger: Ledger, system_id: str) -> AuditEvent | None:
 
 
 def answer_for(ledger: Ledger, system_id: str, flow_run_id: str, n: int) -> AuditEvent | None:
-    """The ``signed``/``refused`` event answering attempt ``n`` of the flow run, if any yet."""
-    for event in _events(ledger, system_id, (SIGNED, REFUSED), newest_first=True, limit=20):
+    """The ``signed``/``refused``/``withdrawn`` event answering attempt ``n`` of the flow run, if any yet."""
+    for event in _events(ledger, system_id, (SIGNED, REFUSED, WITHDRAWN), newest_first=True, limit=20):
         if event.detail.get("flow_run_id") == flow_run_id and event.detail.get("n") == n:
             return event
     return None
@@ -195,3 +196,19 @@ def void_signatures(ledger: Ledger, signatures: list[Signature], *, reason: str,
             ledger, signatures[0].system_id, VOIDED, {**detail, "reason": reason, "signatures": voided}, session=session
         )
     return len(ids)
+
+
+def withdraw_signature(
+    ledger: Ledger, system_id: str, signature_id: int, *, actor: str, detail: dict[str, Any]
+) -> None:
+    """Void one signature at its approver's signed request and audit the withdrawal, in one transaction."""
+    with ledger.session() as session:
+        changed = session.execute(
+            sa.update(Signature)
+            .where(Signature.id == signature_id, Signature.valid.is_(True))
+            .values(valid=False, voided_at=ledger.now())
+            .execution_options(synchronize_session=False)
+        )
+        if not getattr(changed, "rowcount", 1):
+            raise SignOffError(f"signature {signature_id} of {system_id} is no longer valid; nothing to withdraw")
+        record(ledger, system_id, WITHDRAWN, detail, actor=actor, session=session)

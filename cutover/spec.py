@@ -12,7 +12,7 @@ undo coverage, references) live in :mod:`cutover._spec_rules` and run on every l
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import date, time, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
@@ -21,12 +21,17 @@ from pydantic import (
     AfterValidator,
     AnyHttpUrl,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
     IPvAnyAddress,
+    PlainSerializer,
     StringConstraints,
     Tag,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
     model_validator,
 )
 
@@ -291,10 +296,147 @@ class HealthGate(_Strict):
     within: Duration = Field(default=timedelta(minutes=2), description="Give up (and compensate) after this.")
 
 
+class Weekday(StrEnum):
+    """A day of the week, as written in a cutover window (Monday first, as ``date.weekday()``)."""
+
+    MON = "mon"
+    TUE = "tue"
+    WED = "wed"
+    THU = "thu"
+    FRI = "fri"
+    SAT = "sat"
+    SUN = "sun"
+
+
+_DAY_NAMES = ", ".join(day.value for day in Weekday)
+_SHORTHANDS: dict[str, list[str]] = {
+    "weekdays": ["mon", "tue", "wed", "thu", "fri"],
+    "weekends": ["sat", "sun"],
+    "daily": [day.value for day in Weekday],
+}
+_FULL_NAMES = {day.value: day.value for day in Weekday} | {
+    name: name[:3] for name in ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+}
+_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$")
+_CLOCK_PATTERN = r"^([01]?\d|2[0-3]):[0-5]\d$"
+
+
+def _parse_day(value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    day = _FULL_NAMES.get(value.strip().lower())
+    if day is None:
+        raise ValueError(f"{value!r} is not a day; write one of {_DAY_NAMES}")
+    return day
+
+
+def _parse_days(value: object) -> object:
+    if isinstance(value, str):
+        key = value.strip().lower()
+        if key in _SHORTHANDS:
+            return _SHORTHANDS[key]
+        if key in _FULL_NAMES:
+            return [key]
+        raise ValueError(
+            f"{value!r} is not a day or a shorthand; write a list such as [mon, tue, wed, thu, fri], "
+            "or one of weekdays, weekends, daily"
+        )
+    return value
+
+
+def _sorted_days(value: tuple[Weekday, ...]) -> tuple[Weekday, ...]:
+    if not value:
+        raise ValueError("no days; write at least one day, e.g. [sat, sun], or daily")
+    return tuple(day for day in Weekday if day in value)
+
+
+def _parse_clock(value: object) -> object:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
+        clock = f"{value // 60}:{value % 60:02d}"
+        raise ValueError(f'YAML read an unquoted {clock} as the number {value}; write the time in quotes: "{clock}"')
+    if not isinstance(value, str):
+        raise ValueError(f'{value!r} is not a time of day; write hours and minutes in quotes, e.g. "22:00"')
+    match = _CLOCK.match(value.strip())
+    if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
+        raise ValueError(f'{value!r} is not a time of day; write hours and minutes from "00:00" to "23:59"')
+    return time(int(match.group(1)), int(match.group(2)))
+
+
+Day = Annotated[Weekday, BeforeValidator(_parse_day)]
+Days = Annotated[
+    tuple[Day, ...],
+    BeforeValidator(_parse_days),
+    AfterValidator(_sorted_days),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "enum": list(_SHORTHANDS)},
+                {"type": "array", "items": {"type": "string", "enum": [d.value for d in Weekday]}, "minItems": 1},
+            ]
+        }
+    ),
+]
+Clock = Annotated[
+    time,
+    BeforeValidator(_parse_clock),
+    PlainSerializer(lambda value: value.strftime("%H:%M"), return_type=str),
+    WithJsonSchema({"type": "string", "pattern": _CLOCK_PATTERN, "examples": ["22:00", "06:00"]}),
+]
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("a sign-off must stay valid for some time; write a positive duration, e.g. 7d")
+    return value
+
+
+class CutoverWindow(_Strict):
+    """When cutover may start, in Asia/Shanghai time (北京时间), e.g. `{days: weekdays, from: "22:00",
+    until: "06:00"}`. When until is earlier than from, the window ends the next morning, and the night
+    belongs to the day it starts: `fri` 22:00–06:00 runs into Saturday morning. The window governs only
+    when cutover starts; the opening time is inside the window, the closing time is not."""
+
+    days: Days = Field(
+        default=tuple(Weekday),
+        json_schema_extra={"default": "daily"},
+        description="Days on which the window opens: a list of mon, tue, wed, thu, fri, sat, sun, or one of "
+        "weekdays, weekends, daily.",
+    )
+    from_: Clock = Field(alias="from", description='Opening time, Asia/Shanghai, in quotes: "22:00".')
+    until: Clock = Field(
+        description='Closing time, Asia/Shanghai, in quotes: "06:00"; earlier than from means the next morning.'
+    )
+
+    @field_validator("until")
+    @classmethod
+    def _not_empty(cls, until: time, info: ValidationInfo) -> time:
+        if info.data.get("from_") == until:
+            raise ValueError(
+                f"from and until are both {until:%H:%M}, which leaves no time to start; "
+                'write a different until (e.g. from "22:00" until "06:00"), or leave out the window'
+            )
+        return until
+
+    @property
+    def overnight(self) -> bool:
+        """True when the window ends the morning after it opens."""
+        return self.until < self.from_
+
+
 class CutoverPlan(_Strict):
     steps: list[Step] = Field(min_length=1)
     health: list[HttpCheckStep] = Field(min_length=1, description="Checks of the migrated system.")
     health_gate: HealthGate = Field(default_factory=HealthGate)
+    window: CutoverWindow | None = Field(
+        default=None,
+        description="When cutover may start, in Asia/Shanghai time. After both signatures the run waits, "
+        "suspended, until the window opens. Without a window cutover starts as soon as both parties have signed.",
+    )
+    signoff_valid_for: Annotated[Duration, AfterValidator(_positive)] = Field(
+        default=timedelta(days=7),
+        description="How long a joint sign-off stays valid, counted from the earlier of the two signatures. A "
+        "sign-off that expires before the window opens is refused; both parties then sign again.",
+    )
 
     def traffic_switch(self) -> str | None:
         """The id of the step that sends traffic to the cloud copy (marked, else the last state-changing ssh step)."""

@@ -1,4 +1,4 @@
-"""The steps of ``python -m demo.run up|failure|stop|code`` (see :mod:`demo.run`)."""
+"""The steps of ``python -m demo.run up|failure|stop`` (see :mod:`demo.run`)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import httpx
 from demo._procs import load_state, prefect_cli, save_state, spawn, stop_group, wait_http
 from demo.run import (
     APPROVERS,
+    KEYS,
     LOGS,
     PG_LEDGER_DB,
     PG_PREFECT_DB,
@@ -131,7 +132,6 @@ def _write_env_file(estate: Any) -> None:
 
 
 def _prepare(estate: Any) -> None:
-    from cutover.approvers import enroll
     from cutover.runtime import open_ledger, register
     from demo.specs import write_demo_spec
     from flows.deployments import ensure_work_pool
@@ -141,8 +141,7 @@ def _prepare(estate: Any) -> None:
 
     ledger = open_ledger()
     register(ledger, load_spec(spec_path), actor="demo")
-    uris = [f"{a_id} ({name}, {party}): {enroll(ledger, a_id, name).uri}" for a_id, name, party in APPROVERS]
-    (STATE_DIR / "approvers.txt").write_text("\n".join(uris) + "\n", encoding="utf-8")
+    _enroll_demo_approvers(ledger)
     ensure_work_pool(POOL)
     deployed = subprocess.run(
         [*prefect_cli(), "--no-prompt", "deploy", "--all"], cwd=REPO, env=os.environ, capture_output=True, text=True
@@ -151,8 +150,27 @@ def _prepare(estate: Any) -> None:
     if deployed.returncode != 0:
         raise SystemExit(f"prefect deploy --all failed (exit {deployed.returncode}); see {LOGS / 'deploy.log'}")
     say(
-        f"   spec {spec_path.relative_to(REPO)}; approvers enrolled (TOTP secrets in {STATE_DIR.relative_to(REPO)}/approvers.txt)"
+        f"   spec {spec_path.relative_to(REPO)}; approvers enrolled with SM2 keys "
+        f"(their private keys, as on their own machines: {KEYS.relative_to(REPO)}/<id>.key)"
     )
+
+
+def _enroll_demo_approvers(ledger: Any) -> None:
+    """Generate each demo approver's SM2 key under .demo/keys (as on their machine); an admin enrolls the public half."""
+    from cutover import sm2
+    from cutover.approvers import enroll_key
+    from cutover.ledger import Party
+
+    KEYS.mkdir(parents=True, exist_ok=True)
+    for approver_id, name, party in APPROVERS:
+        key_file = KEYS / f"{approver_id}.key"
+        if key_file.exists():
+            key = sm2.load_private_key(key_file, None)
+        else:
+            key = sm2.generate_key()
+            sm2.write_private_key(key_file, key, None)
+        public = sm2.public_key_pem(key).encode()
+        enroll_key(ledger, approver_id, name, Party(party.split()[0]), public, actor="demo-admin", source="demo keygen")
 
 
 def _trigger() -> UUID:
@@ -221,24 +239,26 @@ def _announce(run_id: UUID, key: str, n: int) -> None:
     say(
         f"   or in a terminal: source .demo/env && .venv/bin/cutover sign {SYSTEM} --as wang.li   (zhao.min for the cloud provider)"
     )
-    say("   current codes: .venv/bin/python -m demo.run code wang.li   (the TOTP secrets are in .demo/approvers.txt)")
+    say("   the demo approvers' private keys: .demo/keys/wang.li.key and .demo/keys/zhao.min.key (add --key <file>)")
 
 
 def _sign_next(run_id: UUID) -> None:
     from prefect.flow_runs import resume_flow_run
 
-    from cutover.approvers import code_for
+    from cutover import signoff_store, sm2
     from cutover.runtime import open_ledger
+    from tasks.signoff import fields_shown, sign_answer
 
     ledger = open_ledger()
     signed = {s.approver_id for s in ledger.signatures_for(SYSTEM)}
     approver = next(a_id for a_id, _, _ in APPROVERS if a_id not in signed)
-    code = code_for(ledger, approver, at=datetime.now(UTC))
-    resume_flow_run(
-        run_id,
-        run_input={"approver_id": approver, "decision": "approve", "comment": "AUTO_SIGN demo 同意", "code": code},
-    )
-    say(f"   AUTO_SIGN: signed as {approver}")
+    request = signoff_store.latest_request(ledger, SYSTEM)
+    assert request is not None, "a form is waiting, so its request is in the audit trail"
+    key = sm2.load_private_key(KEYS / f"{approver}.key", None)
+    fields = fields_shown(SYSTEM, request.detail)
+    _, answer = sign_answer(fields, approver, "approve", "AUTO_SIGN demo 同意", key, datetime.now(UTC))
+    resume_flow_run(run_id, run_input=answer)
+    say(f"   AUTO_SIGN: signed as {approver} with {KEYS.relative_to(REPO)}/{approver}.key (SM2)")
 
 
 # ------------------------------------------------------------------------------ conclude
@@ -347,14 +367,4 @@ def stop(args: list[str], quiet: bool = False) -> int:
     shutil.rmtree(root, ignore_errors=True)
     if not quiet:
         say("demo stopped: worker, Prefect server and estate ended (state kept in .demo/ until the next `make demo`)")
-    return 0
-
-
-def code(args: list[str]) -> int:
-    """Print an approver's current one-time code (demo approvers only)."""
-    from cutover.approvers import code_for
-    from cutover.runtime import open_ledger
-
-    approver = args[0] if args else "wang.li"
-    say(code_for(open_ledger(), approver, at=datetime.now(UTC)))
     return 0

@@ -24,6 +24,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 STATE_DIR = REPO / ".demo"
+KEYS = STATE_DIR / "keys"  # the demo approvers' SM2 private keys (in real life: on their own machines)
 STATE_FILE = STATE_DIR / "demo.json"
 LOGS = STATE_DIR / "logs"
 API_PORT = 4200
@@ -89,9 +90,9 @@ def main(argv: list[str]) -> int:
     command = argv[0] if argv else "up"
     from demo import _steps
 
-    handlers: dict[str, Any] = {"up": _steps.up, "failure": _steps.failure, "stop": _steps.stop, "code": _steps.code}
+    handlers: dict[str, Any] = {"up": _steps.up, "failure": _steps.failure, "stop": _steps.stop}
     if command not in handlers:
-        say(f"usage: python -m demo.run up|failure|stop|code APPROVER (not {command!r})")
+        say(f"usage: python -m demo.run up|failure|stop (not {command!r})")
         return 2
     return int(handlers[command](argv[1:]) or 0)
 

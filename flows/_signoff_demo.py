@@ -14,6 +14,7 @@ from cutover.errors import SignOffError
 from cutover.ledger import Ledger, ReportKind
 from cutover.spec_loader import load_spec
 from flows.signoff_deadline import schedule_wakeup
+from tasks.report import report_summary
 from tasks.signoff import SignOffRequest, collect_signoff
 
 
@@ -26,7 +27,17 @@ def signoff_demo(spec_path: str, ledger_url: str, deadline: datetime, report_lin
         report = ledger.latest_report(spec.system.id, ReportKind.TRIAL_RUN)
         if report is None:
             raise SignOffError(f"system {spec.system.id} has no trial-run report in {ledger.safe_url}; create it first")
-        request = SignOffRequest(spec, ReportKind.TRIAL_RUN, report.digest, report_link, deadline)
+        plan = spec.cutover
+        request = SignOffRequest(
+            spec,
+            ReportKind.TRIAL_RUN,
+            report.digest,
+            report_link,
+            deadline,
+            window=plan.window if plan is not None else None,
+            valid_for=plan.signoff_valid_for if plan is not None else None,
+            summary=report_summary(ledger, spec.system.id, report.digest),
+        )
         outcome = collect_signoff(ledger, request, schedule_wakeup=schedule_wakeup)
         return {
             "report_digest": outcome.report_digest,

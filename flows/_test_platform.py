@@ -32,7 +32,9 @@ from tasks.report import (
     TrialRunHealth,
     artifact_key,
     publish_report,
+    record_published,
     render_report,
+    summarize,
     write_report,
 )
 from tasks.steps import StepResult, execute_step
@@ -175,7 +177,11 @@ def issue_report(
     report = rc.ledger.create_report(rc.run.id, rc.system_id, ReportKind.TRIAL_RUN, rendered.markdown + rendered.svg)
     if report.digest != rendered.digest:
         raise TestPlatformError(f"report digest mismatch ({report.digest} != {rendered.digest}); this is a bug")
-    publish_report(rendered, artifact_key("trial-run", rc.system_id))
+    report_id, table_id = publish_report(rendered, artifact_key("trial-run", rc.system_id))
+    summary = summarize(evidence, report.digest, trial_run_minimum=platform.trial_run)
+    record_published(
+        rc.ledger, rc.system_id, summary, artifact_id=report_id, table_artifact_id=table_id, actor=rc.actor
+    )
     lifecycle.transition(
         rc.ledger, rc.system_id, LifecycleState.REPORT_READY, actor=rc.actor, reason=f"trial-run report {report.digest}"
     )

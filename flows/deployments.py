@@ -57,6 +57,7 @@ __all__ = [
     "HEARTBEAT_S",
     "Deployment",
     "artifact_url",
+    "artifact_version_url",
     "deployment_url",
     "ensure_decommission_deployment",
     "ensure_deployment",
@@ -299,8 +300,16 @@ def flow_run_url(flow_run_id: UUID) -> str:
 
 
 def artifact_url(key: str) -> str:
-    """The page of the artifact ``key`` (its latest version) in the Prefect UI."""
+    """The page of the artifact ``key`` in the Prefect UI: a list of all its versions.
+
+    To show one report, link its version with :func:`artifact_version_url`.
+    """
     return f"{_ui()}/artifacts/key/{key}"
+
+
+def artifact_version_url(artifact_id: UUID) -> str:
+    """The page of one artifact version (e.g. the report an approver signs) in the Prefect v2 UI."""
+    return f"{_ui()}/v2/artifacts/artifact/{artifact_id}"
 
 
 def _apply(deployment: Deployment, *, work_pool: str, paused: bool = False) -> UUID:

@@ -80,8 +80,8 @@ def signoff_deadline(flow_run_id: str, system_id: str, kind: str, deadline: date
         time.sleep(min(early, _MAX_EARLY_S))
     resume_flow_run(UUID(flow_run_id), run_input=wakeup_input())
     message = (
-        f"the {kind} sign-off deadline of {system_id} ({deadline:%Y-%m-%d %H:%M:%S} UTC) passed without both "
-        f"signatures: flow run {flow_run_id} woken to end without cutover and record why"
+        f"the {kind} sign-off of {system_id} reached its wake-up time ({deadline:%Y-%m-%d %H:%M:%S} UTC: the "
+        f"sign-off deadline, or the cutover window opening): flow run {flow_run_id} woken to go on or end and say why"
     )
     logger.warning(message)
     return message

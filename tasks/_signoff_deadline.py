@@ -34,11 +34,13 @@ class WakeupRequest:
     deadline: datetime
 
 
-def wakeup_input() -> dict[str, str]:
-    """The answer the deadline wake-up resumes a sign-off with (valid for the form's schema)."""
-    return {
-        "approver_id": WAKEUP_APPROVER,
-        "decision": "reject",
-        "comment": "the sign-off deadline passed (automatic wake-up)",
-        "code": "-",
-    }
+def wakeup_input(proof: str | None = None) -> dict[str, str]:
+    """The answer the wake-up resumes a sign-off with (valid for the schema of the ``proof`` mode's form)."""
+    if proof is None:
+        from cutover.settings import get_settings
+
+        proof = get_settings().signoff_proof
+    answer = {"approver_id": WAKEUP_APPROVER, "decision": "reject", "comment": "automatic wake-up"}
+    if proof == "totp":
+        return {**answer, "code": "-"}
+    return {**answer, "signed_at": "-", "signature": "-"}

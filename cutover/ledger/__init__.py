@@ -11,8 +11,11 @@ Public surface::
                   (keyed by run id, step key and attempt; cutover.executions adds the audit events)
       locks       acquire_lock  release_lock  get_lock  override_lock
       sign-off    create_report  get_report  latest_report  void_reports
-                  add_signature  signatures_for  void_signatures
-                  enroll_approver  get_approver  consume_totp_counter
+                  add_signature(proof=, statement=, signature=, key_fingerprint=)  signatures_for
+                  void_signatures  statement_digest  find_signature_by_statement_digest
+                  enroll_approver  get_approver  list_approvers  consume_totp_counter
+      SM2 keys    add_approver_key  revoke_approver_key  active_approver_key
+                  approver_key_by_fingerprint  approver_keys   (cutover.approvers adds the audit)
       watching    open_retention_window  current_retention_window  close_retention_window
                   list_open_retention_windows  record_health(HealthProbe...)
                   consecutive_failures  health_history  record_stress_result  latest_stress_result
@@ -20,7 +23,7 @@ Public surface::
     plain_json(value)                  a value as the ledger stores JSON (datetimes, enums made plain)
     step_record_digest(record, algorithm)   what the audit trail records of a step execution row
     alembic_config, migration_heads, upgrade, downgrade, current_revision   migrations
-    ORM rows: System PlanEntry Run StepExecution Report Signature Approver
+    ORM rows: System PlanEntry Run StepExecution Report Signature Approver ApproverKey
               RetentionWindow Lock HealthObservation StressResult AuditEvent AuditChainHead
     enums: LifecycleState Disposition RunKind RunState StepPhase StepStatus ReportKind Party
            Decision RetentionCloseReason ProbeStatus AuditOutcome
@@ -54,6 +57,7 @@ from cutover.ledger._enums import (
 from cutover.ledger._ledger import Ledger
 from cutover.ledger._models import (
     Approver,
+    ApproverKey,
     AuditChainHead,
     AuditEvent,
     Base,
@@ -74,6 +78,7 @@ from cutover.ledger._watch import HealthProbe
 
 __all__ = [
     "Approver",
+    "ApproverKey",
     "AuditChainHead",
     "AuditEvent",
     "AuditOutcome",

@@ -143,19 +143,52 @@ class Report(Base):
 
 
 class Approver(Base):
-    """An enrolled approver: the TOTP secret is stored encrypted, never in clear."""
+    """An enrolled approver: their party, and for the TOTP light mode the secret (encrypted, never in clear).
+
+    An approver who signs with an SM2 key has no TOTP secret (``totp_secret_encrypted`` NULL);
+    their public keys are in :class:`ApproverKey`.
+    """
 
     __tablename__ = "approvers"
 
     id: Mapped[str] = mapped_column(_ID, primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(256))
-    totp_secret_encrypted: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    party: Mapped[Party | None] = mapped_column(enum_type(Party, "party"))
+    totp_secret_encrypted: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
     enrolled_at: Mapped[datetime]
     last_used_counter: Mapped[int | None] = mapped_column(sa.BigInteger)
 
 
+class ApproverKey(Base):
+    """One SM2 public key of an approver, who enrolled it, and when it was revoked.
+
+    An approver has at most one active key (``revoked_at`` NULL); a replaced or revoked key is
+    kept, so signatures made with it can be verified years later. A key belongs to one approver
+    only (``fingerprint`` is unique).
+    """
+
+    __tablename__ = "approver_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    approver_id: Mapped[str] = mapped_column(_ID, sa.ForeignKey("approvers.id"), index=True)
+    party: Mapped[Party] = mapped_column(enum_type(Party, "party"))
+    public_key_pem: Mapped[str] = mapped_column(sa.Text)
+    fingerprint: Mapped[str] = mapped_column(_DIGEST, unique=True)
+    source: Mapped[str] = mapped_column(sa.String(512))
+    enrolled_at: Mapped[datetime]
+    enrolled_by: Mapped[str] = mapped_column(_ID)
+    revoked_at: Mapped[datetime | None]
+    revoked_by: Mapped[str | None] = mapped_column(_ID)
+
+
 class Signature(Base):
-    """One party's decision on one report; voided (never deleted) when the report is."""
+    """One party's decision on one report; voided (never deleted) when the report is.
+
+    ``proof`` says how the approver proved it (``"sm2"`` or ``"totp"``; NULL on rows from before
+    proofs were recorded). For SM2 the row keeps the signed ``statement``, the base64
+    ``signature`` and the fingerprint of the key that verified it; ``statement_digest`` is unique,
+    so one statement is accepted at most once, ever.
+    """
 
     __tablename__ = "signatures"
 
@@ -171,6 +204,11 @@ class Signature(Base):
     signed_at: Mapped[datetime]
     valid: Mapped[bool]
     voided_at: Mapped[datetime | None]
+    proof: Mapped[str | None] = mapped_column(sa.String(16))
+    statement: Mapped[str | None] = mapped_column(sa.Text)
+    signature: Mapped[str | None] = mapped_column(sa.Text)
+    key_fingerprint: Mapped[str | None] = mapped_column(_DIGEST)
+    statement_digest: Mapped[str | None] = mapped_column(_DIGEST, unique=True)
 
 
 class RetentionWindow(Base):

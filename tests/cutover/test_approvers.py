@@ -1,4 +1,4 @@
-"""Approvers: TOTP enrollment, encryption at rest, code checks and anti-replay; the CLI commands."""
+"""Approvers: TOTP enrollment, encryption at rest, code checks and anti-replay; SM2 keys and statements."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import stat
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pyotp
 import pytest
@@ -14,12 +15,21 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 import cli
-from cutover import _totp, audit
-from cutover.approvers import enroll, verify_code
+from cutover import _totp, audit, sm2
+from cutover.approvers import (
+    active_key,
+    approver_party,
+    enroll,
+    enroll_key,
+    revoke,
+    verify_code,
+    verify_statement,
+)
 from cutover.errors import ConfigurationError, SignatureInvalid
-from cutover.ledger import Ledger
+from cutover.ledger import Decision, Ledger, Party, RunKind, Signature
 from cutover.lifecycle import register_system
 from cutover.settings import Settings, get_settings
+from cutover.statement import Statement
 from tests.fixtures.totp import new_totp_key
 from tests.specbuilder import unique_id
 
@@ -154,8 +164,8 @@ def _app() -> typer.Typer:
     return cli.register_commands()
 
 
-def test_cli_enroll_prints_the_qr_code_and_uri(cli_env: dict[str, str], ledger: Ledger) -> None:
-    result = CliRunner().invoke(_app(), ["approver", "enroll", "wang.li", "--name", "王丽"])
+def test_cli_enroll_with_totp_prints_the_qr_code_and_uri(cli_env: dict[str, str], ledger: Ledger) -> None:
+    result = CliRunner().invoke(_app(), ["approver", "enroll", "wang.li", "--name", "王丽", "--totp"])
     assert result.exit_code == 0, result.output
     assert "otpauth://totp/govcloud-cutover:wang.li" in result.output and "▀" in result.output
     assert ledger.get_approver("wang.li") is not None
@@ -167,3 +177,165 @@ def test_cli_sign_without_a_waiting_form_says_so(cli_env: dict[str, str], ledger
     result = CliRunner().invoke(_app(), ["sign", system_id, "--as", "wang.li"])
     assert result.exit_code == 3
     assert f"no sign-off form was ever shown for system {system_id!r}" in result.output
+
+
+# ------------------------------------------------------------------------------- SM2 keys
+def _key_pem(key: sm2.PrivateKey) -> bytes:
+    return sm2.public_key_pem(key).encode()
+
+
+def _signed(approver_id: str, key: sm2.PrivateKey, **changes: object) -> tuple[Statement, str]:
+    fields: dict[str, object] = {
+        "system_id": "hrss",
+        "report_kind": "trial_run",
+        "report_digest": "sm3:" + "ab" * 32,
+        "spec_digest": "sm3:" + "cd" * 32,
+        "decision": "approve",
+        "comment": "同意",
+        "signed_at": AT,
+        "run_id": "0b6c7a5e-1f2d-4c3b-9a8e-7d6c5b4a3f2e",
+        "approver_id": approver_id,
+    }
+    statement = Statement.model_validate({**fields, **changes})
+    return statement, sm2.sign(key, statement.message())
+
+
+def test_enrolling_a_key_records_the_public_key_and_the_enrolling_admin_as_the_actor(ledger: Ledger) -> None:
+    approver_id, key = unique_id("wang"), sm2.generate_key()
+    enrolled = enroll_key(
+        ledger, approver_id, "王丽", Party.DEPARTMENT, _key_pem(key), actor="admin.zhang", source="wang.pub"
+    )
+
+    public = sm2.public_key_pem(key)
+    assert (enrolled.approver_id, enrolled.party, enrolled.enrolled_by) == (
+        approver_id,
+        Party.DEPARTMENT,
+        "admin.zhang",
+    )
+    assert enrolled.fingerprint == sm2.fingerprint(public) and enrolled.replaced is None
+    assert approver_party(ledger, approver_id) is Party.DEPARTMENT
+    stored = active_key(ledger, approver_id)
+    assert stored is not None and stored.public_key_pem == public and stored.source == "wang.pub"
+    row = ledger.get_approver(approver_id)
+    assert row is not None and row.totp_secret_encrypted is None
+    (event,) = audit.events(ledger, object=f"approver:{approver_id}")
+    assert (event.action, event.actor) == ("approver.enrolled", "admin.zhang")
+    assert event.detail == {
+        "name": "王丽",
+        "party": "department",
+        "proof": "sm2",
+        "public_key": public,
+        "fingerprint": enrolled.fingerprint,
+        "source": "wang.pub",
+        "replaced": None,
+    }
+
+
+def test_a_signature_over_the_statement_verifies_with_the_active_key_and_names_it(ledger: Ledger) -> None:
+    approver_id, key = unique_id("wang"), sm2.generate_key()
+    enrolled = enroll_key(ledger, approver_id, "王丽", Party.DEPARTMENT, _key_pem(key), actor="admin", source="k")
+    statement, signature = _signed(approver_id, key)
+
+    assert verify_statement(ledger, statement, signature) == enrolled.fingerprint
+    other, _ = _signed(approver_id, key, report_digest="sm3:" + "ef" * 32)
+    with pytest.raises(SignatureInvalid, match="distid:1234567812345678") as refused:
+        verify_statement(ledger, other, signature)
+    assert f"does not verify with their enrolled key {enrolled.fingerprint}" in str(refused.value)
+
+
+def test_a_replaced_key_is_kept_revoked_and_its_signature_is_refused_saying_so(ledger: Ledger) -> None:
+    approver_id, old_key, new_key = unique_id("wang"), sm2.generate_key(), sm2.generate_key()
+    old = enroll_key(ledger, approver_id, "王丽", Party.DEPARTMENT, _key_pem(old_key), actor="admin", source="a")
+    new = enroll_key(ledger, approver_id, "王丽", Party.DEPARTMENT, _key_pem(new_key), actor="admin", source="b")
+
+    assert new.replaced == old.fingerprint
+    kept = ledger.approver_key_by_fingerprint(old.fingerprint)
+    assert kept is not None and kept.revoked_at is not None and kept.revoked_by == "admin"
+    assert [k.fingerprint for k in ledger.approver_keys(approver_id)] == [old.fingerprint, new.fingerprint]
+    statement, old_signature = _signed(approver_id, old_key)
+    assert sm2.verify(kept.public_key_pem, statement.message(), old_signature)  # still checkable
+    with pytest.raises(SignatureInvalid, match=f"made with their revoked key {old.fingerprint}"):
+        verify_statement(ledger, statement, old_signature)
+    assert verify_statement(ledger, *_signed(approver_id, new_key)) == new.fingerprint
+
+
+def test_a_revoked_key_is_refused_until_a_new_key_is_enrolled(ledger: Ledger) -> None:
+    approver_id, key = unique_id("zhao"), sm2.generate_key()
+    enrolled = enroll_key(ledger, approver_id, "赵敏", Party.CLOUD_PROVIDER, _key_pem(key), actor="admin", source="k")
+
+    assert revoke(ledger, approver_id, actor="admin.li") == enrolled.fingerprint
+    assert active_key(ledger, approver_id) is None
+    with pytest.raises(SignatureInvalid, match=r"was revoked at .* by admin\.li; they cannot sign until"):
+        verify_statement(ledger, *_signed(approver_id, key))
+    (revoked, _) = audit.events(ledger, object=f"approver:{approver_id}")
+    assert (revoked.action, revoked.actor, revoked.detail["fingerprint"]) == (
+        "approver.revoked",
+        "admin.li",
+        enrolled.fingerprint,
+    )
+    with pytest.raises(ConfigurationError, match="no active SM2 key to revoke"):
+        revoke(ledger, approver_id, actor="admin")
+    with pytest.raises(ConfigurationError, match=r"was revoked .* never enrolled again"):
+        enroll_key(ledger, approver_id, "赵敏", Party.CLOUD_PROVIDER, _key_pem(key), actor="admin", source="k")
+
+
+def test_an_approver_without_a_key_is_told_how_to_enroll_and_an_unknown_one_cannot_be_revoked(
+    ledger: Ledger, settings: Settings
+) -> None:
+    approver_id = unique_id("li")
+    with pytest.raises(SignatureInvalid, match=r"not enrolled with an SM2 key.*cutover approver keygen"):
+        verify_statement(ledger, *_signed(approver_id, sm2.generate_key()))
+    with pytest.raises(ConfigurationError, match="is not enrolled; `cutover approver list`"):
+        revoke(ledger, approver_id, actor="admin")
+    enroll_key(ledger, approver_id, "李四", Party.DEPARTMENT, _key_pem(sm2.generate_key()), actor="a", source="k")
+    with pytest.raises(SignatureInvalid, match=r"has no TOTP secret: they sign with an SM2 key"):
+        verify_code(ledger, approver_id, "123456", at=AT, settings=settings)
+
+
+def test_one_key_belongs_to_one_approver_and_enrolling_it_again_changes_nothing(ledger: Ledger) -> None:
+    first, second, key = unique_id("wang"), unique_id("zhao"), sm2.generate_key()
+    enrolled = enroll_key(ledger, first, "王丽", Party.DEPARTMENT, _key_pem(key), actor="admin", source="k")
+
+    again = enroll_key(ledger, first, "王丽", Party.DEPARTMENT, _key_pem(key), actor="admin", source="k")
+    assert again.fingerprint == enrolled.fingerprint and len(ledger.approver_keys(first)) == 1
+    assert len(audit.events(ledger, object=f"approver:{first}")) == 1
+    with pytest.raises(ConfigurationError, match=f"already enrolled for approver {first}"):
+        enroll_key(ledger, second, "赵敏", Party.CLOUD_PROVIDER, _key_pem(key), actor="admin", source="k")
+    with pytest.raises(ConfigurationError, match="enrolled for the department party"):
+        enroll_key(ledger, first, "王丽", Party.CLOUD_PROVIDER, _key_pem(key), actor="admin", source="k")
+
+
+def test_a_non_sm2_key_is_refused_naming_where_it_came_from(ledger: Ledger) -> None:
+    with pytest.raises(ConfigurationError, match=r"^/keys/wang\.pub: neither an SM2 public key"):
+        enroll_key(
+            ledger, unique_id("wang"), "王丽", Party.DEPARTMENT, b"ssh-rsa AAAA", actor="a", source="/keys/wang.pub"
+        )
+
+
+def test_a_signed_statement_is_recorded_once_and_a_replay_is_refused(ledger: Ledger, new_system: Any) -> None:
+    system_id, approver_id, key = new_system(ledger), unique_id("wang"), sm2.generate_key()
+    enroll_key(ledger, approver_id, "王丽", Party.DEPARTMENT, _key_pem(key), actor="admin", source="k")
+    run = ledger.create_run(system_id, RunKind.CUTOVER)
+    statement, signature = _signed(approver_id, key, system_id=system_id, run_id=run.id)
+
+    def record() -> Signature:
+        return ledger.add_signature(
+            run_id=run.id,
+            system_id=system_id,
+            party=Party.DEPARTMENT,
+            approver_id=approver_id,
+            decision=Decision.APPROVE,
+            report_digest=statement.report_digest,
+            spec_digest=statement.spec_digest,
+            proof="sm2",
+            statement=statement.text(),
+            signature=signature,
+            key_fingerprint=verify_statement(ledger, statement, signature),
+        )
+
+    row = record()
+    assert row.statement_digest == ledger.statement_digest(statement.text())
+    found = ledger.find_signature_by_statement_digest(ledger.statement_digest(statement.text()))
+    assert found is not None and (found.id, found.proof, found.signature) == (row.id, "sm2", signature)
+    with pytest.raises(SignatureInvalid, match="already accepted once"):
+        record()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from cutover.spec_loader import load_spec
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "cutover_specs" / "hrss-social-insurance.yaml"
 WriteSpec = Callable[..., Path]
+GATE = "  health_gate: {passes: 3, interval: 1s, within: 2m}\n"  # a cutover line after which to add one
 
 
 @pytest.fixture
@@ -300,6 +302,53 @@ REFUSALS = [
         ),
         id="an unknown key is a typo",
     ),
+    *(
+        pytest.param(Refusal(GATE, f"{GATE}  {window}\n", field, at=at, says=says), id=name)
+        for window, field, at, says, name in [
+            (
+                'window: {days: [mon, mom], from: "22:00", until: "06:00"}',
+                "cutover.window.days[1]",
+                "mom",
+                "'mom' is not a day; write one of mon, tue, wed, thu, fri, sat, sun",
+                "a window's days are day names",
+            ),
+            (
+                'window: {days: weekday, from: "22:00", until: "06:00"}',
+                "cutover.window.days",
+                "days: weekday",
+                "or one of weekdays, weekends, daily",
+                "a window's days are a list or a shorthand",
+            ),
+            (
+                'window: {days: weekdays, from: "25:00", until: "06:00"}',
+                "cutover.window.from",
+                "25:00",
+                'write hours and minutes from "00:00" to "23:59"',
+                "a window opens at a time of day",
+            ),
+            (
+                'window: {days: weekdays, from: 22:00, until: "06:00"}',
+                "cutover.window.from",
+                "from: 22:00",
+                'YAML read an unquoted 22:00 as the number 1320; write the time in quotes: "22:00"',
+                "a window's time is quoted",
+            ),
+            (
+                'window: {days: weekdays, from: "22:00", until: "22:00"}',
+                "cutover.window.until",
+                'until: "22:00"',
+                "from and until are both 22:00, which leaves no time to start",
+                "a window is not empty",
+            ),
+            (
+                "signoff_valid_for: 0d",
+                "cutover.signoff_valid_for",
+                "signoff_valid_for: 0d",
+                "write a positive duration, e.g. 7d",
+                "a sign-off stays valid for some time",
+            ),
+        ]
+    ),
 ]
 
 
@@ -344,6 +393,24 @@ def test_specs_are_frozen_and_durations_read_as_ops_write_them() -> None:
     assert spec.model_dump(mode="json")["test_platform"]["stress"]["duration"] == "1m"
     with pytest.raises(ValueError, match="frozen"):
         spec.system.id = "other"  # type: ignore[misc]
+
+
+def test_a_cutover_window_reads_as_written_and_a_sign_off_stays_valid_seven_days_by_default(
+    write_spec: WriteSpec,
+) -> None:
+    plan = load_spec(EXAMPLE).cutover
+    assert plan is not None and plan.window is None and plan.signoff_valid_for == timedelta(days=7)
+    path = write_spec(
+        (GATE, f'{GATE}  window: {{days: weekdays, from: "22:00", until: "6:00"}}\n  signoff_valid_for: 3d\n')
+    )
+    plan = load_spec(path).cutover
+    assert plan is not None and plan.window is not None and plan.window.overnight
+    assert plan.model_dump(mode="json", by_alias=True)["window"] == {
+        "days": ["mon", "tue", "wed", "thu", "fri"],
+        "from": "22:00",
+        "until": "06:00",
+    }
+    assert plan.model_dump(mode="json")["signoff_valid_for"] == "3d"
 
 
 def test_the_spec_digest_changes_when_the_spec_changes(write_spec: WriteSpec) -> None:

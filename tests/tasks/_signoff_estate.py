@@ -1,5 +1,6 @@
 """Test support for the sign-off tests: a system with a report, two enrolled approvers, their
-authenticators, and helpers to drive a served ``signoff-demo`` deployment on a real server."""
+private keys (kept here, as on the approvers' own machines), and helpers to drive a served
+``signoff-demo`` deployment on a real server."""
 
 from __future__ import annotations
 
@@ -20,12 +21,15 @@ from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.exceptions import PrefectHTTPStatusError
 from pydantic import SecretStr
 
-from cutover.approvers import code_for, enroll
-from cutover.ledger import Ledger, ReportKind, RunKind
+from cutover import sm2
+from cutover.approvers import code_for, enroll, enroll_key
+from cutover.ledger import Ledger, Party, ReportKind, RunKind
 from cutover.lifecycle import register_system
 from cutover.settings import Settings
 from cutover.spec import Spec
 from cutover.spec_loader import load_spec
+from tasks._signoff_forms import StatementFields
+from tasks.signoff import sign_answer
 from tests._polling import wait_until
 from tests.fixtures.prefect_server import (
     REPO_ROOT,
@@ -38,6 +42,7 @@ from tests.fixtures.prefect_server import (
 
 EXAMPLE_SPEC = REPO_ROOT / "cutover_specs" / "hrss-social-insurance.yaml"
 DEPLOYMENT = "signoff-demo/signoff-tests"
+UNIT_RUN = "00000000-0000-0000-0000-0000000000aa"  # the flow run id of forms checked without Prefect
 STEP_S = 30
 
 
@@ -69,6 +74,24 @@ class Authenticator:
 
 
 @dataclass
+class Keyring:
+    """The approvers' SM2 private keys, as each approver keeps theirs on their own machine."""
+
+    keys: dict[str, Any] = field(default_factory=dict)
+
+    def enroll(self, ledger: Ledger, approver_id: str, name: str, party: Party) -> None:
+        """Generate the approver's key here and have an administrator enroll its public half."""
+        key = sm2.generate_key()
+        self.keys[approver_id] = key
+        public = sm2.public_key_pem(key).encode()
+        enroll_key(ledger, approver_id, name, party, public, actor="admin.liu", source="test keygen")
+
+    def answer(self, approver_id: str, decision: str, fields: StatementFields, comment: str) -> dict[str, str]:
+        """The form answer of ``approver_id``: the statement's lines and the signature over it."""
+        return sign_answer(fields, approver_id, decision, comment, self.keys[approver_id], datetime.now(UTC))[1]
+
+
+@dataclass
 class Estate:
     """One system ready for sign-off: spec file, ledger with run + report, two approvers."""
 
@@ -81,6 +104,7 @@ class Estate:
     department: str
     cloud: str
     phone: Authenticator
+    keyring: Keyring
 
     @property
     def system_id(self) -> str:
@@ -96,10 +120,28 @@ class Estate:
         self.ledger.void_reports(self.system_id)
         return self.ledger.create_report(self.run_id, self.system_id, ReportKind.TRIAL_RUN, content).digest
 
+    def fields(self, run: UUID | str = UNIT_RUN, *, spec: Spec | None = None) -> StatementFields:
+        """The fixed lines of the statement of a form of flow run ``run`` on the current report."""
+        spec_digest = (spec or self.spec).digest()
+        return StatementFields(self.system_id, "trial_run", self.report_digest(), spec_digest, str(run))
+
     def signature_input(
-        self, approver_id: str, decision: str = "approve", *, code: str | None = None
+        self,
+        approver_id: str,
+        decision: str = "approve",
+        *,
+        run: UUID | str = UNIT_RUN,
+        signer: str | None = None,
+        comment: str | None = None,
+        spec: Spec | None = None,
     ) -> dict[str, str]:
-        """A form answer as the UI would post it."""
+        """A form answer as the UI would post it, signed by ``signer``'s key (default: the approver's own)."""
+        said = comment if comment is not None else f"{decision} by {approver_id}"
+        answer = self.keyring.answer(signer or approver_id, decision, self.fields(run, spec=spec), said)
+        return {**answer, "approver_id": approver_id}
+
+    def totp_input(self, approver_id: str, decision: str = "approve", *, code: str | None = None) -> dict[str, str]:
+        """A TOTP-mode form answer (pilot mode)."""
         return {
             "approver_id": approver_id,
             "decision": decision,
@@ -155,9 +197,13 @@ def make_estate(tmp_path: Path, url: str, totp_key: str) -> Estate:
     )
     run = ledger.create_run(system_id, RunKind.CUTOVER)
     ledger.create_report(run.id, system_id, ReportKind.TRIAL_RUN, f"# trial-run report of {system_id}\nall passed\n")
-    enroll(ledger, department, "王丽", settings=settings)
+    enroll(ledger, department, "王丽", settings=settings)  # TOTP secrets too, for the pilot-mode tests
     enroll(ledger, cloud, "赵敏", settings=settings)
-    return Estate(spec_path, spec, ledger, url, settings, run.id, department, cloud, Authenticator(ledger, settings))
+    keyring = Keyring()
+    keyring.enroll(ledger, department, "王丽", Party.DEPARTMENT)
+    keyring.enroll(ledger, cloud, "赵敏", Party.CLOUD_PROVIDER)
+    phone = Authenticator(ledger, settings)
+    return Estate(spec_path, spec, ledger, url, settings, run.id, department, cloud, phone, keyring)
 
 
 # ---------------------------------------------------------------------------- Prefect driving

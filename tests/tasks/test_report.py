@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 import xml.etree.ElementTree as ET
@@ -17,6 +18,7 @@ from cutover.digest import digest_bytes
 from tasks._locust_stats import EndpointMetrics, FailureRecord, HistoryPoint
 from tasks.loadtest import StressResult, ThresholdVerdict
 from tasks.report import (
+    VOIDED,
     InternalTestResult,
     PartiesRef,
     PartyRef,
@@ -25,6 +27,7 @@ from tasks.report import (
     TestEnvironment,
     TrialRunHealth,
     artifact_key,
+    artifact_markdown,
     publish_report,
     render_report,
     write_report,
@@ -250,7 +253,54 @@ def test_publishing_puts_the_report_and_the_stress_table_into_prefect(prefect_se
     report_id, table_id = publish()
 
     report, table = Artifact.get(key), Artifact.get(f"{key}-stress")
-    assert report is not None and report.id == report_id and report.data == rendered.markdown
+    assert report is not None and report.id == report_id and report.data == artifact_markdown(rendered)
     assert table is not None and table.id == table_id
     assert json.loads(str(table.data)) == [dict(row) for row in rendered.stress_table]
     assert rendered.digest in (report.description or "")
+
+
+def test_the_artifact_shows_the_chart_inline_and_links_no_file_the_ui_cannot_load(tmp_path: Path) -> None:
+    rendered = render_report(evidence(tmp_path))
+
+    text = artifact_markdown(rendered)
+
+    inline = "data:image/svg+xml;base64," + base64.b64encode(rendered.svg.encode("utf-8")).decode("ascii")
+    assert f"]({inline})" in text
+    assert "](latency.svg)" not in text and "](locust-report.html)" not in text
+    assert f"`{rendered.digest}`" in text
+
+
+def test_the_report_file_keeps_its_chart_beside_it(tmp_path: Path) -> None:
+    rendered = render_report(evidence(tmp_path))
+
+    assert "](latency.svg)" in rendered.markdown and "data:image" not in rendered.markdown
+
+
+def test_a_new_report_marks_every_earlier_version_voided_and_superseded(prefect_server: Any, tmp_path: Path) -> None:
+    from prefect import flow
+
+    old, new = render_report(evidence(tmp_path)), render_report(evidence(tmp_path, p95=121))
+    key = artifact_key("report", uuid.uuid4().hex[:8])
+
+    @flow(name="publish-report-twice-test")
+    def publish_twice() -> tuple[tuple[UUID, UUID], tuple[UUID, UUID]]:
+        return publish_report(old, key), publish_report(new, key)
+
+    (old_id, old_table_id), (new_id, _) = publish_twice()
+
+    versions = _versions(key, f"{key}-stress")
+    stale, stale_table, current = versions[old_id], versions[old_table_id], versions[new_id]
+    notice = f"{VOIDED} — superseded by {new.digest}"
+    assert (stale.description or "").startswith(notice)
+    assert str(stale.data).startswith(f"> ⚠️ **{notice}**")
+    assert (stale_table.description or "").startswith(notice)
+    assert VOIDED not in (current.description or "") and VOIDED not in str(current.data)
+
+
+def _versions(*keys: str) -> dict[UUID, Any]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=list(keys))))
+    return {artifact.id: artifact for artifact in found}

@@ -14,16 +14,18 @@ from pathlib import Path
 from uuid import UUID
 
 import pytest
+import yaml
 from prefect import get_client
 from prefect.client.schemas.objects import StateType
 from prefect.exceptions import FlowPauseTimeout, NotPausedError
 from prefect.flow_runs import resume_flow_run
 
 from cutover import audit
-from cutover.approvers import verify_code
 from cutover.errors import SignatureInvalid, SignOffError
 from cutover.ledger import AuditOutcome, Decision, Party, ReportKind
 from cutover.spec import Approver, Spec
+from cutover.spec_loader import load_spec
+from cutover.window import SHANGHAI
 from tasks._signoff_text import FormContext, SignedLine
 from tasks.signoff import (
     ShownForm,
@@ -31,6 +33,7 @@ from tasks.signoff import (
     SignatureRecord,
     SignOffInput,
     SignOffRequest,
+    TotpSignOffInput,
     check_signature,
     collect_signoff,
     signoff_description,
@@ -38,6 +41,7 @@ from tasks.signoff import (
 from tests._polling import wait_until
 from tests.fixtures.prefect_server import PrefectServer
 from tests.tasks._signoff_estate import (
+    UNIT_RUN,
     Estate,
     form_key,
     make_estate,
@@ -48,7 +52,7 @@ from tests.tasks._signoff_estate import (
     wait_for_form,
 )
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(150)  # the first test also waits for the served runner to start
 
 
 # =================================================================== the checks, without Prefect
@@ -70,10 +74,11 @@ def _check(
 ) -> SignatureRecord:
     current = estate.report_digest()
     shown_spec = spec or estate.spec
+    form = TotpSignOffInput if "code" in submitted else SignOffInput
     check = SignatureCheck(
         spec=shown_spec,
-        submitted=SignOffInput(**submitted),
-        shown=ShownForm(ReportKind.TRIAL_RUN, report_digest or current, shown_spec.digest()),
+        submitted=form(**submitted),
+        shown=ShownForm(ReportKind.TRIAL_RUN, report_digest or current, shown_spec.digest(), {"flow_run_id": UNIT_RUN}),
         current_report_digest=current,
         current_spec_digest=shown_spec.digest(),
         other_signatures=others or [],
@@ -97,7 +102,8 @@ def test_a_valid_signature_is_recorded_in_the_ledger_and_the_audit_chain(estate:
         e for e in audit.events(estate.ledger, object=f"system:{estate.system_id}") if e.action == "signoff.signed"
     ]
     assert signed[0].actor == estate.department and signed[0].detail["signature_id"] == record.signature_id
-    assert "code" not in json.dumps(signed[0].detail).replace("totp_counter", "")
+    assert signed[0].detail["proof"] == "sm2" and signed[0].detail["statement"].startswith("govcloud-cutover")
+    assert "code" not in json.dumps(signed[0].detail)
     if estate.ledger.engine.dialect.name == "sqlite":  # a ledger of its own; the PostgreSQL one is shared
         audit.verify(estate.ledger).raise_if_broken()
 
@@ -108,12 +114,44 @@ def test_an_approver_not_on_the_roster_is_refused(estate: Estate) -> None:
     assert estate.ledger.signatures_for(estate.system_id) == []
 
 
-def test_a_wrong_code_is_refused_with_what_to_do(estate: Estate) -> None:
+def test_a_signature_made_with_another_key_is_refused_with_what_to_do(estate: Estate) -> None:
+    with pytest.raises(SignatureInvalid, match="1234567812345678"):
+        _check(estate, estate.signature_input(estate.department, signer=estate.cloud))
+    assert estate.ledger.signatures_for(estate.system_id) == []
+
+
+def test_a_signature_over_another_decision_or_comment_is_refused(estate: Estate) -> None:
+    signed = estate.signature_input(estate.department, "reject", comment="no")
+    with pytest.raises(SignatureInvalid, match="1234567812345678"):
+        _check(estate, {**signed, "decision": "approve"})
+    with pytest.raises(SignatureInvalid, match="1234567812345678"):
+        _check(estate, {**signed, "comment": "yes"})
+
+
+def test_a_statement_signed_in_the_future_is_refused(estate: Estate) -> None:
+    with pytest.raises(SignatureInvalid, match="check your computer's clock"):
+        _check(estate, {**estate.signature_input(estate.department), "signed_at": "2099-01-01T00:00:00Z"})
+
+
+def test_the_same_statement_is_accepted_once(estate: Estate) -> None:
+    answer = estate.signature_input(estate.department)
+    _check(estate, answer)
+    estate.ledger.void_signatures(estate.system_id)
+    with pytest.raises(SignatureInvalid, match="already accepted once"):
+        _check(estate, answer)
+
+
+def test_in_pilot_mode_a_wrong_code_is_refused_with_what_to_do(estate: Estate) -> None:
     wrong = "000000" if estate.phone.code(estate.department) != "000000" else "111111"
     with pytest.raises(
         SignatureInvalid, match=f"code for {estate.department} is not valid at .* UTC; use the current code"
     ):
-        _check(estate, estate.signature_input(estate.department, code=wrong))
+        _check(estate, estate.totp_input(estate.department, code=wrong))
+
+
+def test_in_pilot_mode_a_valid_code_signs(estate: Estate) -> None:
+    record = _check(estate, estate.totp_input(estate.department))
+    assert (record.approver_id, record.decision) == (estate.department, Decision.APPROVE)
 
 
 def test_a_form_showing_an_older_report_is_refused(estate: Estate) -> None:
@@ -132,9 +170,9 @@ def test_the_same_person_cannot_sign_for_both_parties(estate: Estate) -> None:
         }
     )
     spec = estate.spec.model_copy(update={"parties": both})  # the spec rules refuse this; the check must too
-    first = _check(estate, estate.signature_input(estate.department), spec=spec)
+    first = _check(estate, estate.signature_input(estate.department, spec=spec), spec=spec)
     with pytest.raises(SignatureInvalid, match="two different people"):
-        _check(estate, estate.signature_input(estate.department), spec=spec, others=[first])
+        _check(estate, estate.signature_input(estate.department, spec=spec), spec=spec, others=[first])
 
 
 def test_one_signature_per_party(estate: Estate) -> None:
@@ -173,10 +211,11 @@ def test_the_description_shows_digest_link_verdicts_and_who_signed(estate: Estat
 
 def test_the_form_has_required_fields_with_bilingual_titles_and_no_defaults() -> None:
     schema = SignOffInput.with_initial_data(description="x").model_json_schema()
-    assert set(schema["required"]) >= {"approver_id", "decision", "comment", "code"}
+    assert set(schema["required"]) >= {"approver_id", "decision", "comment", "signed_at", "signature"}
     assert schema["properties"]["approver_id"]["title"] == "Approver id 审批人账号"
     assert all("default" not in p for p in schema["properties"].values())
-    assert "123456" not in repr(SignOffInput(approver_id="a", decision="approve", comment="", code="123456"))
+    answer = SignOffInput(approver_id="a", decision="approve", comment="", signed_at="x", signature="c2lnbmF0dXJl")
+    assert "c2lnbmF0dXJl" not in repr(answer)
 
 
 # ============================================================== suspend/resume on a real server
@@ -206,9 +245,19 @@ def _refusals(estate: Estate) -> list[str]:
     return [str(e.detail["reason"]) for e in _events(estate, "signoff.refused")]
 
 
-def _sign(flow_run_id: UUID, estate: Estate, who: str, decision: str = "approve", **over: str) -> None:
-    answer = estate.signature_input(who, decision, code=over.pop("code", None))
-    resume_flow_run(flow_run_id, run_input={**answer, **over})
+def _sign(
+    flow_run_id: UUID,
+    estate: Estate,
+    who: str,
+    decision: str = "approve",
+    *,
+    comment: str | None = None,
+    signer: str | None = None,
+    **over: str,
+) -> dict[str, str]:
+    answer = {**estate.signature_input(who, decision, run=flow_run_id, comment=comment, signer=signer), **over}
+    resume_flow_run(flow_run_id, run_input=answer)
+    return answer
 
 
 def test_two_approvers_sign_and_the_flow_continues(
@@ -242,33 +291,36 @@ def test_two_approvers_sign_and_the_flow_continues(
     print(f"\nsign-off resume latency (1 s polling): {latency}")
 
 
-def test_a_wrong_code_is_refused_and_the_form_is_asked_again(served: tuple[str, Estate]) -> None:
+def test_a_wrong_signature_is_refused_and_the_form_is_asked_again(served: tuple[str, Estate]) -> None:
     deployment, estate = served
     run = start_run(deployment, estate.parameters())
     wait_for_form(run, 1)
-    _sign(
-        run, estate, estate.department, code="000000" if estate.phone.code(estate.department) != "000000" else "999999"
-    )
+    _sign(run, estate, estate.department, signer=estate.cloud)
     wait_for_form(run, 2)
     assert estate.ledger.signatures_for(estate.system_id) == []
-    assert "is not valid at" in _refusals(estate)[0]
+    assert "1234567812345678" in _refusals(estate)[0]
     with get_client(sync_client=True) as client:
         description = client.read_flow_run_input(run, f"suspended-{form_key(2)}-description")
-    assert "The previous submission was refused" in description and "is not valid at" in description
+    assert "refused" in description.split("###")[0] and "1234567812345678" in description
 
 
-def test_a_replayed_code_is_refused(served: tuple[str, Estate]) -> None:
+def test_a_withdrawn_signature_sends_the_run_back_to_that_party_and_cannot_be_replayed(
+    served: tuple[str, Estate],
+) -> None:
     deployment, estate = served
     run = start_run(deployment, estate.parameters())
     wait_for_form(run, 1)
-    _sign(run, estate, estate.department)
+    signed = _sign(run, estate, estate.department)
     wait_for_form(run, 2)
-    replay = estate.phone.code(estate.cloud)
-    verify_code(estate.ledger, estate.cloud, replay, at=datetime.now(UTC), settings=estate.settings)  # used elsewhere
-    _sign(run, estate, estate.cloud, code=replay)
+    _sign(run, estate, estate.department, "withdraw", comment="the report's p95 needs a second look")
     wait_for_form(run, 3)
-    assert "already used" in _refusals(estate)[0]
-    assert len(estate.ledger.signatures_for(estate.system_id)) == 1
+    assert estate.ledger.signatures_for(estate.system_id) == []
+    withdrawn = _events(estate, "signoff.withdrawn")[0]
+    assert (withdrawn.actor, withdrawn.detail["proof"]) == (estate.department, "sm2")
+    resume_flow_run(run, run_input=signed)  # the captured first signature, submitted again
+    wait_for_form(run, 4)
+    assert "already accepted once" in _refusals(estate)[0]
+    assert estate.ledger.signatures_for(estate.system_id) == []
 
 
 def test_an_approver_not_on_the_roster_never_signs(served: tuple[str, Estate]) -> None:
@@ -356,8 +408,9 @@ def test_empty_or_forged_input_never_proceeds(served: tuple[str, Estate], prefec
         None,
         {},
         {"approver_id": estate.department},
-        {**estate.signature_input(estate.department, code="123456"), "decision": "maybe"},
-        {**estate.signature_input(estate.department, code="123456"), "role": "admin"},
+        {**estate.signature_input(estate.department), "decision": "maybe"},
+        {**estate.signature_input(estate.department), "role": "admin"},
+        estate.totp_input(estate.department),  # a pilot-mode answer: no signature at all
     ]
     with prefect_server.http() as http:
         for body in forged:
@@ -367,15 +420,10 @@ def test_empty_or_forged_input_never_proceeds(served: tuple[str, Estate], prefec
         resume_flow_run(run)
     wait_for_form(run, 1)
     assert not _events(estate, "signoff.refused")
-    _sign(
-        run,
-        estate,
-        estate.department,
-        code="12 34 56" if estate.phone.code(estate.department) != "123456" else "654321",
-    )
+    _sign(run, estate, estate.department, signature="bm90IGEgc2lnbmF0dXJl")
     wait_for_form(run, 2)
     assert estate.ledger.signatures_for(estate.system_id) == []
-    assert "is not valid at" in _refusals(estate)[0]
+    assert "1234567812345678" in _refusals(estate)[0]
 
 
 def test_collect_signoff_outside_a_flow_run_says_where_to_call_it(estate: Estate) -> None:
@@ -392,22 +440,23 @@ def test_an_approver_signs_from_the_terminal_with_cutover_sign(
     from typer.testing import CliRunner
 
     import cli
+    from cutover import sm2
     from cutover.settings import get_settings
 
     deployment, estate = served
     run = start_run(deployment, estate.parameters())
     wait_for_form(run, 1)
+    key_file = estate.settings.home / "wang.li.key"
+    estate.settings.home.mkdir(parents=True, exist_ok=True)
+    sm2.write_private_key(key_file, estate.keyring.keys[estate.department], None)
     monkeypatch.setenv("CUTOVER_DATABASE_URL", estate.ledger_url)
-    if estate.settings.totp_key is not None:
-        monkeypatch.setenv("CUTOVER_TOTP_KEY", estate.settings.totp_key.get_secret_value())
     monkeypatch.setenv("CUTOVER_HOME", str(estate.settings.home))
     get_settings.cache_clear()
     cli.register_commands()
-    code = estate.phone.code(estate.department)
     result = CliRunner().invoke(
         cli.app,
-        ["sign", estate.system_id, "--as", estate.department, "--wait", "40"],
-        input=f"approve\n终端签认\n{code}\n",
+        ["sign", estate.system_id, "--as", estate.department, "--key", str(key_file), "--wait", "40"],
+        input="approve\n终端签认\ny\n",
     )
     get_settings.cache_clear()
     import traceback
@@ -422,3 +471,55 @@ def test_an_approver_signs_from_the_terminal_with_cutover_sign(
     _sign(run, estate, estate.cloud)
     final = wait_final(run)
     assert final.state is not None and final.state.type == StateType.COMPLETED
+
+
+# =============================================================== the cutover window and validity
+def _with_window(estate: Estate, *, valid_for: str = "7d") -> None:
+    """Give the estate's spec a cutover window that opens in three hours (so it is closed now)."""
+    opens = datetime.now(SHANGHAI) + timedelta(hours=3)
+    data = yaml.safe_load(estate.spec_path.read_text(encoding="utf-8"))
+    data["cutover"]["window"] = {
+        "days": "daily",
+        "from": f"{opens:%H:%M}",
+        "until": f"{opens + timedelta(hours=1):%H:%M}",
+    }
+    data["cutover"]["signoff_valid_for"] = valid_for
+    estate.spec_path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    estate.spec = load_spec(estate.spec_path)
+
+
+def test_after_both_signatures_a_closed_window_keeps_the_run_suspended_and_a_withdrawal_reopens_the_sign_off(
+    served: tuple[str, Estate],
+) -> None:
+    deployment, estate = served
+    _with_window(estate)
+    run = start_run(deployment, estate.parameters())
+    wait_for_form(run, 1)
+    _sign(run, estate, estate.department)
+    wait_for_form(run, 2)
+    _sign(run, estate, estate.cloud)
+    waiting = wait_for_form(run, 3)
+    assert waiting.state is not None and waiting.state.name == "Suspended"  # holds no worker, no process
+    assert len(estate.ledger.signatures_for(estate.system_id)) == 2
+    with get_client(sync_client=True) as client:
+        description = client.read_flow_run_input(run, f"suspended-{form_key(3)}-description")
+    assert "Both parties have signed" in description and "北京时间" in description
+    _sign(run, estate, estate.cloud, "withdraw", comment="a change freeze was announced")
+    wait_for_form(run, 4)
+    rows = estate.ledger.signatures_for(estate.system_id)
+    assert [r.approver_id for r in rows] == [estate.department]  # the cloud provider signs again
+
+
+def test_a_sign_off_that_would_expire_before_the_window_is_refused(served: tuple[str, Estate]) -> None:
+    deployment, estate = served
+    _with_window(estate, valid_for="1h")
+    run = start_run(deployment, estate.parameters())
+    wait_for_form(run, 1)
+    _sign(run, estate, estate.department)
+    wait_for_form(run, 2)
+    _sign(run, estate, estate.cloud)
+    final = wait_final(run)
+    assert final.state is not None and final.state.type == StateType.FAILED
+    expired = _events(estate, "signoff.expired")
+    assert expired and "expires" in expired[0].detail["reason"]
+    assert estate.ledger.signatures_for(estate.system_id) == []  # voided: a new joint sign-off is needed

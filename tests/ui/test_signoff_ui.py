@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from uuid import UUID
 
@@ -16,6 +17,7 @@ import pytest
 from prefect.client.schemas.objects import StateType
 
 from cutover.ledger import Party
+from tasks.report import record_published, render_report, summarize
 from tests.fixtures.prefect_server import REPO_ROOT, PrefectServer
 from tests.tasks._signoff_estate import (
     Estate,
@@ -26,6 +28,7 @@ from tests.tasks._signoff_estate import (
     wait_final,
     wait_for_form,
 )
+from tests.tasks.test_report import evidence
 
 CHROMIUM = Path("/usr/bin/chromium")
 # The README's screenshot is refreshed only on request (CUTOVER_SCREENSHOTS=1); otherwise a tmp file.
@@ -36,7 +39,7 @@ SCREENSHOT = (
 )
 
 pytestmark = [
-    pytest.mark.timeout(120),
+    pytest.mark.timeout(180),
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed at /usr/bin/chromium"),
 ]
 
@@ -70,13 +73,32 @@ def _open_form(page: Page, server: PrefectServer, flow_run_id: UUID) -> None:
     expect(page.get_by_role("dialog", name="Resume Flow Run")).to_be_visible()
 
 
-def _fill(page: Page, estate: Estate, approver_id: str) -> None:
+def _fill(page: Page, estate: Estate, approver_id: str, run: UUID) -> None:
+    """Fill the form as an approver does: the statement's lines, and the signature made on their machine."""
+    answer = estate.signature_input(approver_id, run=run, comment=f"同意 — {approver_id}")
     dialog = page.get_by_role("dialog", name="Resume Flow Run")
     dialog.get_by_role("textbox", name="Approver id 审批人账号").fill(approver_id, timeout=15_000)
     dialog.get_by_role("button", name="Select Decision 决定").click()
-    page.get_by_role("option", name="approve").click()
-    dialog.get_by_role("textbox", name="Comment 意见").fill(f"同意 — {approver_id}")
-    dialog.get_by_role("textbox", name="Code 动态验证码").fill(estate.phone.code(approver_id))
+    page.get_by_role("option", name="approve", exact=True).click()
+    dialog.get_by_role("textbox", name="Comment 意见").fill(answer["comment"])
+    dialog.get_by_role("textbox", name="Signed at 签署时间").fill(answer["signed_at"])
+    dialog.get_by_role("textbox", name="Signature 签名 (SM2, base64)").fill(answer["signature"])
+
+
+def _shows_the_numbers_and_no_broken_image(page: Page) -> None:
+    dialog = page.get_by_role("dialog", name="Resume Flow Run")
+    for text in ("p95", "failure ratio", "Trial run", "openssl pkeyutl -sign", "distid:1234567812345678"):
+        expect(dialog.get_by_text(text, exact=False).first).to_be_visible(timeout=15_000)
+    broken = page.evaluate("[...document.images].filter(i => i.complete && i.naturalWidth === 0).map(i => i.src)")
+    assert broken == [], f"broken images on the form: {broken}"
+
+
+def _with_a_real_report(estate: Estate, tmp_path: Path) -> None:
+    """Replace the estate's one-line report with a rendered one whose key numbers the form shows."""
+    facts = evidence(tmp_path)
+    digest = estate.new_report(render_report(facts).markdown)
+    summary = summarize(facts, digest, trial_run_minimum=timedelta(days=7))
+    record_published(estate.ledger, estate.system_id, summary, artifact_id=None)
 
 
 def _submit(page: Page, flow_run_id: UUID) -> None:
@@ -96,19 +118,21 @@ def test_both_parties_sign_in_the_v2_ui_and_the_run_resumes(
     totp_key: str,
 ) -> None:
     estate = make_estate(tmp_path, sqlite_copy(tmp_path, sqlite_template), totp_key)
+    _with_a_real_report(estate, tmp_path)
     run = start_run(ui_deployment, estate.parameters())
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
 
     wait_for_form(run, 1)
     _open_form(page, prefect_server, run)
-    _fill(page, estate, estate.department)
+    _shows_the_numbers_and_no_broken_image(page)
+    _fill(page, estate, estate.department, run)
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
     _submit(page, run)
 
     wait_for_form(run, 2)
     _open_form(page, prefect_server, run)
-    _fill(page, estate, estate.cloud)
+    _fill(page, estate, estate.cloud, run)
     _submit(page, run)
 
     final = wait_final(run)
