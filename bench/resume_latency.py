@@ -4,10 +4,10 @@ Target ≤ 5 s with the README's polling settings (``PREFECT_WORKER_QUERY_SECOND
 
 Starts a Prefect server (SQLite), the ``cutover-process`` pool with one cutover worker
 (``prefect worker start --type cutover``), and deploys ``flows._signoff_demo`` — the sign-off stage
-of the cutover flow on its own (:func:`tasks.signoff.collect_signoff`: suspend, TOTP check, digests,
+of the cutover flow on its own (:func:`tasks.signoff.collect_signoff`: suspend, SM2 signature check, digests,
 ledger records). Each round registers a system with a trial-run report and two enrolled approvers,
 starts a run, signs as the department, waits for the second form, waits ``GAP`` seconds (a person
-opening the form and typing a code; default 5 s), then signs as the cloud provider. Two clocks start
+opening the form and pasting a signature; default 5 s), then signs as the cloud provider. Two clocks start
 at that resume call: until the run is Running again (flow code continuing), and until it has
 verified and recorded the second signature and Completed.
 
@@ -77,10 +77,10 @@ def completed(flow_run_id: UUID, since_s: float, timeout_s: float = 60.0) -> flo
 def one_round(deployment_id: UUID, estate: Estate, gap_s: float) -> tuple[float, float]:
     run = start_run(str(deployment_id), estate.parameters())
     wait_for_form(run, 1, timeout_s=60)
-    resume_flow_run(run, run_input=estate.signature_input(estate.department))
+    resume_flow_run(run, run_input=estate.signature_input(estate.department, run=run))
     wait_for_form(run, 2, timeout_s=60)
     time.sleep(gap_s)
-    answer = estate.signature_input(estate.cloud)
+    answer = estate.signature_input(estate.cloud, run=run)  # signed on the approver's side, before the clock starts
     started = time.perf_counter()
     resume_flow_run(run, run_input=answer)
     to_running = running_again(run, started)

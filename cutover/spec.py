@@ -15,7 +15,7 @@ import re
 from datetime import date, time, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 from pydantic import (
     AfterValidator,
@@ -155,6 +155,15 @@ class SystemInfo(_Strict):
 class Approver(_Strict):
     id: Identifier
     name: Text
+    key: str | None = Field(
+        default=None,
+        pattern=r"^sm3:[0-9a-f]{64}$",
+        description=(
+            "Optional: the fingerprint of the approver's SM2 public key (`cutover approver list` shows it). When "
+            "set, only a signature made with exactly this key is accepted, whatever key the ledger holds: the "
+            "reviewed spec, not a writable database, then decides whose key counts."
+        ),
+    )
 
 
 class Party(_Strict):
@@ -511,6 +520,14 @@ class Spec(_Strict):
         for party in ("department", "cloud_provider"):
             if any(a.id == approver_id for a in getattr(self.parties, party).approvers):
                 return party
+        return None
+
+    def approver(self, approver_id: str) -> Approver | None:
+        """The rostered approver with this id, in either party, or None."""
+        for party in ("department", "cloud_provider"):
+            for approver in getattr(self.parties, party).approvers:
+                if approver.id == approver_id:
+                    return cast(Approver, approver)
         return None
 
     def all_steps(self) -> list[SshStep | HttpCheckStep | DataVerifyStep]:

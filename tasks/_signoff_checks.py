@@ -109,7 +109,16 @@ def check_signature(ledger: Ledger, check: SignatureCheck, *, settings: Settings
     report = store.require_report(ledger, spec.system.id, shown.kind, shown.report_digest)
     fields = _fields(spec, shown, check.current_spec_digest)
     with ledger.session() as session:
-        proven = prove(ledger, submitted, fields, party, now=check.now, settings=settings, session=session)
+        proven = prove(
+            ledger,
+            submitted,
+            fields,
+            party,
+            now=check.now,
+            settings=settings,
+            session=session,
+            pinned=_pin(spec, approver_id),
+        )
         row = ledger.add_signature(
             run_id=report.run_id,
             system_id=spec.system.id,
@@ -151,7 +160,16 @@ def check_withdrawal(ledger: Ledger, check: SignatureCheck, *, settings: Setting
         raise SignatureInvalid(f"{approver_id} has no valid signature on this report to withdraw; nothing was changed")
     fields = _fields(spec, shown, check.current_spec_digest)
     with ledger.session() as session:
-        proven = prove(ledger, submitted, fields, party, now=check.now, settings=settings, session=session)
+        proven = prove(
+            ledger,
+            submitted,
+            fields,
+            party,
+            now=check.now,
+            settings=settings,
+            session=session,
+            pinned=_pin(spec, approver_id),
+        )
     detail = {
         "kind": shown.kind.value,
         **shown.context,
@@ -165,6 +183,11 @@ def check_withdrawal(ledger: Ledger, check: SignatureCheck, *, settings: Setting
     }
     store.withdraw_signature(ledger, spec.system.id, mine[0].signature_id, actor=approver_id, detail=detail)
     return mine[0]
+
+
+def _pin(spec: Spec, approver_id: str) -> str | None:
+    approver = spec.approver(approver_id)
+    return approver.key if approver is not None else None
 
 
 def _fields(spec: Spec, shown: ShownForm, spec_digest: str) -> StatementFields:

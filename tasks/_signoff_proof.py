@@ -48,21 +48,33 @@ def prove(
     now: datetime,
     settings: Settings | None,
     session: Session,
+    pinned: str | None = None,
 ) -> Proven:
-    """Check the answer's proof for ``fields``; raise SignatureInvalid saying what and what to do."""
+    """Check the answer's proof for ``fields``; raise SignatureInvalid saying what and what to do.
+
+    ``pinned`` is the key fingerprint the spec's roster pins for the approver, if any.
+    """
     if isinstance(answer, SignOffInput):
-        return _prove_sm2(ledger, statement_of(answer, shown=fields), answer.signature, party, now)
+        return _prove_sm2(ledger, statement_of(answer, shown=fields), answer.signature, party, now, pinned)
     counter = verify_code(ledger, answer.approver_id.strip(), answer.code, at=now, settings=settings, session=session)
     return Proven({"proof": "totp"}, {"proof": "totp", "totp_counter": counter})
 
 
-def _prove_sm2(ledger: Ledger, statement: Statement, signature: str, party: Party, now: datetime) -> Proven:
+def _prove_sm2(
+    ledger: Ledger, statement: Statement, signature: str, party: Party, now: datetime, pinned: str | None
+) -> Proven:
     if statement.signed_at > now + CLOCK_SKEW:
         raise SignatureInvalid(
             f"the statement is signed at {statement.signed_at:%Y-%m-%d %H:%M:%S} UTC, later than now "
             f"({now:%Y-%m-%d %H:%M:%S} UTC); check your computer's clock and sign again"
         )
     fingerprint = verify_statement(ledger, statement, signature.strip())
+    if pinned is not None and fingerprint != pinned:
+        raise SignatureInvalid(
+            f"the spec pins {statement.approver_id}'s key to {pinned}, but the ledger enrolled {fingerprint} for "
+            "them; a key enrolled outside the reviewed spec is not accepted — enroll the pinned key, or change the "
+            "spec through review"
+        )
     enrolled = approver_party(ledger, statement.approver_id)
     if enrolled is not None and Party(enrolled) is not party:
         raise SignatureInvalid(

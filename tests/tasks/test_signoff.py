@@ -7,8 +7,13 @@ resumed run starts in a fresh process) and give every test its own system, ledge
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
+import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID
@@ -33,13 +38,14 @@ from tasks.signoff import (
     SignatureRecord,
     SignOffInput,
     SignOffRequest,
+    StatementFields,
     TotpSignOffInput,
     check_signature,
     collect_signoff,
     signoff_description,
 )
 from tests._polling import wait_until
-from tests.fixtures.prefect_server import PrefectServer
+from tests.fixtures.prefect_server import REPO_ROOT, PrefectServer
 from tests.tasks._signoff_estate import (
     UNIT_RUN,
     Estate,
@@ -139,6 +145,32 @@ def test_the_same_statement_is_accepted_once(estate: Estate) -> None:
     estate.ledger.void_signatures(estate.system_id)
     with pytest.raises(SignatureInvalid, match="already accepted once"):
         _check(estate, answer)
+
+
+def _pinning(estate: Estate, key: str) -> Spec:
+    """The estate's spec with the department approver's key pinned to ``key``."""
+    department = estate.spec.parties.department.model_copy(
+        update={"approvers": [Approver(id=estate.department, name="王丽", key=key)]}
+    )
+    return estate.spec.model_copy(update={"parties": estate.spec.parties.model_copy(update={"department": department})})
+
+
+def test_a_key_enrolled_in_the_ledger_but_not_the_one_the_spec_pins_is_refused(estate: Estate) -> None:
+    spec = _pinning(estate, "sm3:" + "0" * 64)  # e.g. someone with ledger access enrolled a key of their own
+    with pytest.raises(SignatureInvalid, match="the spec pins"):
+        _check(estate, estate.signature_input(estate.department, spec=spec), spec=spec)
+    assert estate.ledger.signatures_for(estate.system_id) == []
+
+
+def test_the_key_the_spec_pins_signs(estate: Estate) -> None:
+    from cutover.approvers import active_key
+
+    enrolled = active_key(estate.ledger, estate.department)
+    assert enrolled is not None
+    spec = _pinning(estate, enrolled.fingerprint)
+    assert (
+        _check(estate, estate.signature_input(estate.department, spec=spec), spec=spec).approver_id == estate.department
+    )
 
 
 def test_in_pilot_mode_a_wrong_code_is_refused_with_what_to_do(estate: Estate) -> None:
@@ -523,3 +555,57 @@ def test_a_sign_off_that_would_expire_before_the_window_is_refused(served: tuple
     expired = _events(estate, "signoff.expired")
     assert expired and "expires" in expired[0].detail["reason"]
     assert estate.ledger.signatures_for(estate.system_id) == []  # voided: a new joint sign-off is needed
+
+
+# ===================================================================== no operator can forge it
+def test_an_operator_with_the_workers_environment_home_and_ledger_cannot_forge_a_signature(
+    served: tuple[str, Estate], prefect_server: PrefectServer, tmp_path: Path
+) -> None:
+    deployment, estate = served
+    run = start_run(deployment, estate.parameters())
+    wait_for_form(run, 1)
+    mine = estate.fields(run)
+    captured = {  # real signatures of the department's approver, as the Prefect API shows them to anyone
+        "another run": _captured(estate, replace(mine, run_id=str(uuid.uuid4()))),
+        "another system": _captured(estate, replace(mine, system_id="edu-student-records")),
+        "another report digest": _captured(estate, replace(mine, report_digest="sm3:" + "ab" * 32)),
+    }
+    (tmp_path / "captured.json").write_text(json.dumps(captured), encoding="utf-8")
+    env = {
+        **os.environ,
+        **prefect_server.client_env(),
+        "CUTOVER_DATABASE_URL": estate.ledger_url,
+        "CUTOVER_HOME": str(estate.settings.home),
+        "CUTOVER_TOTP_KEY": estate.settings.totp_key.get_secret_value() if estate.settings.totp_key else "",
+    }
+    forger = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.tasks._forger",
+            str(run),
+            estate.system_id,
+            estate.department,
+            str(tmp_path / "captured.json"),
+        ],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    tries = [json.loads(line) for line in forger.stdout.splitlines()]
+    assert tries[0]["found"] == []  # no private key anywhere under the worker's home
+    assert [t["server"] for t in tries[1:]] == ["REJECT", *["ACCEPT"] * 5]  # the flow itself must refuse these five
+    wait_for_form(run, 6)
+    assert estate.ledger.signatures_for(estate.system_id) == []
+    reasons = _refusals(estate)
+    assert len(reasons) == 5 and all("1234567812345678" in r for r in reasons), reasons
+    _sign(run, estate, estate.department)  # the approver, with their own key, still can
+    wait_for_form(run, 7)
+    assert [r.approver_id for r in estate.ledger.signatures_for(estate.system_id)] == [estate.department]
+
+
+def _captured(estate: Estate, fields: StatementFields) -> dict[str, str]:
+    return estate.keyring.answer(estate.department, "approve", fields, "")
