@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
@@ -78,6 +78,7 @@ class _Round:
     clock: Callable[[], datetime]
     settings: Settings | None
     schedule_wakeup: ScheduleWakeup | None
+    notices: tuple[str, ...] = ()  # shown at the top of the next form (e.g. signatures a spec change voided)
 
     @property
     def spec(self) -> Spec:
@@ -126,7 +127,7 @@ def collect_signoff(
     ledger's); ``schedule_wakeup`` arranges for the run to be woken at the deadline.
     """
     current = _start_round(ledger, request, now, settings, schedule_wakeup)
-    _void_stale(current)
+    current = _void_stale(current)
     while True:
         signed = _signed(current)
         done = _finished(current, signed)
@@ -199,7 +200,7 @@ def _start_round(
     )
 
 
-def _void_stale(current: _Round) -> None:
+def _void_stale(current: _Round) -> _Round:
     rows = store.valid_signatures(current.ledger, current.system_id, current.run_id)
     stale = [
         row for row in rows if row.report_digest != current.report_digest or row.spec_digest != current.spec_digest
@@ -209,6 +210,9 @@ def _void_stale(current: _Round) -> None:
         detail = {**current.context(0), "report_digest": current.report_digest, "spec_digest": current.spec_digest}
         count = store.void_signatures(current.ledger, stale, reason=reason, detail=detail)
         get_run_logger().warning("voided %d signature(s) of %s: %s", count, current.system_id, reason)
+        who = ", ".join(f"{row.approver_id} ({row.party.value})" for row in stale)
+        return replace(current, notices=(f"Signatures voided 签署已作废: {who} — {reason}.",))
+    return current
 
 
 def _signed(current: _Round) -> list[SignatureRecord]:
@@ -285,7 +289,9 @@ def _ask(current: _Round, ask: Ask) -> AnyAnswer | None:
 
 def _description(current: _Round, ask: Ask) -> str:
     lines = [SignedLine(s.party, s.approver_id, s.decision.value, s.signed_at) for s in ask.signed]
-    notices = [window_notice(current.request.window, ask.window_opens)] if ask.window_opens is not None else []
+    notices = list(current.notices)
+    if ask.window_opens is not None:
+        notices.append(window_notice(current.request.window, ask.window_opens))
     fields = StatementFields(
         current.system_id, current.kind.value, current.report_digest, current.spec_digest, current.flow_run_id
     )

@@ -27,7 +27,10 @@ def test_the_summary_states_the_numbers_the_report_was_rendered_from(tmp_path: P
     assert summary.trial_run.length == timedelta(days=7) and summary.trial_run.long_enough
 
 
-def test_a_kept_summary_and_artifact_id_are_read_back_for_their_report_digest(ledger: Ledger, tmp_path: Path) -> None:
+def test_a_kept_summary_and_artifact_id_are_read_back_for_their_report_digest(
+    isolated_ledger: Ledger, tmp_path: Path
+) -> None:
+    ledger = isolated_ledger  # a ledger of its own: the whole audit chain is verified below
     system_id = f"sys-{uuid.uuid4().hex[:8]}"
     facts = evidence(tmp_path)
     summary = summarize(facts, render_report(facts).digest, trial_run_minimum=timedelta(days=7))

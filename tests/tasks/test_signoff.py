@@ -409,6 +409,7 @@ def test_a_report_changed_between_signatures_voids_them_and_asks_again(served: t
     with get_client(sync_client=True) as client:
         description = client.read_flow_run_input(run, f"suspended-{form_key(3)}-description")
     assert new_digest in description and "*awaited 待签*" in description  # both parties sign the new report
+    assert "Signatures voided" in description.split("##")[0]  # said first: why the earlier signature is gone
 
 
 def test_a_deadline_already_passed_fails_with_sign_off_expired(served: tuple[str, Estate]) -> None:
