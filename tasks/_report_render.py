@@ -11,7 +11,7 @@ from tasks.loadtest import StressResult, ThresholdVerdict
 
 CHART_FILE = "latency.svg"
 LOCUST_HTML_FILE = "locust-report.html"
-PASS, FAIL, WARN = "✅", "❌", "⚠️"
+PASS, FAIL, WARN = "✔", "✘", "⚠"
 
 _THRESHOLD_LABELS = {
     "p95_ms": "P95 延迟 latency (ms)",

@@ -69,10 +69,14 @@ def sign_answer(
 
 
 def openssl_command(statement: Statement, key_file: str = "my-sm2.key") -> str:
-    """One shell line that prints the base64 SM2 signature of ``statement`` with OpenSSL 3."""
+    """One shell command that prints the base64 SM2 signature of ``statement`` with OpenSSL 3.
+
+    One statement line per shell line (continued with a backslash), so the form stays narrow.
+    """
     lines = statement.text().split("\n")
-    printf = "printf " + shlex.quote("\\n".join(["%s"] * len(lines))) + " " + " ".join(shlex.quote(x) for x in lines)
-    return f"{printf} | {sm2.OPENSSL_SIGN.format(key=shlex.quote(key_file))} | base64 -w0"
+    printf = ["printf " + shlex.quote("\\n".join(["%s"] * len(lines))), *(shlex.quote(x) for x in lines)]
+    sign = sm2.OPENSSL_SIGN.format(key=shlex.quote(key_file))
+    return " \\\n  ".join(printf) + f" \\\n  | {sign} \\\n  | base64 -w0"
 
 
 def how_to_sign(

@@ -21,7 +21,7 @@ PARTY_LABELS: Mapping[Party, str] = {
     Party.DEPARTMENT: "owning department 信息系统所属部门",
     Party.CLOUD_PROVIDER: "cloud service provider 云服务商",
 }
-PASS, FAIL, WARN = "✅", "❌", "⚠️"
+PASS, FAIL, WARN = "✔", "✘", "⚠"
 _LABELS: Mapping[str, str] = {"min_rps": "Throughput 吞吐量 (req/s)"}
 _OTHER = frozenset(_LABELS)  # thresholds shown after failure ratio and p95, when the spec sets them
 KIND_LABELS: Mapping[ReportKind, str] = {

@@ -200,7 +200,7 @@ def void_superseded(key: str, digest: str, *, keep: tuple[UUID, ...] = ()) -> in
             notice = f"{VOIDED} — superseded by {digest}"
             update = ArtifactUpdate(description=f"{notice}. {description}")
             if artifact.type == "markdown" and isinstance(artifact.data, str):
-                callout = f"> ⚠️ **{notice}**: 本报告已作废，请勿据此签署。Do not sign this report.\n\n"
+                callout = f"> ⚠ **{notice}**: 本报告已作废，请勿据此签署。Do not sign this report.\n\n"
                 update = ArtifactUpdate(description=update.description, data=callout + artifact.data)
             client.update_artifact(artifact.id, update)
             marked += 1

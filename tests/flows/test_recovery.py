@@ -39,6 +39,38 @@ from tests.specbuilder import write_spec
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(420)]
 
 RECOVERED_WITHIN_S = 180.0
+SETTLE_S = 75  # long enough for the run's second heartbeat (HEARTBEAT_S = 30) before the kill
+
+
+def _settle_once(tag: str) -> str:
+    """The settle step's script: the first call waits SETTLE_S (the kill lands there), a re-run returns at once."""
+    marker = f"/tmp/cutover-settled-{tag}"
+    return f"count-calls {tag}-settle; [ -e {marker} ] && exit 0; touch {marker}; sleep {SETTLE_S}"
+
+
+def wait_for_heartbeats(server: PrefectServer, flow_run_id: Any, count: int = 2) -> None:
+    """Wait until the server has seen ``count`` heartbeats of the run.
+
+    The first heartbeat comes as the run starts, possibly before the server has loaded the
+    recovery automation the worker just made (it loads new automations in the background); the
+    zombie detection starts from a heartbeat it saw, so the kill must come after a later one.
+    """
+
+    def seen() -> int:
+        body = {
+            "filter": {
+                "event": {"name": ["prefect.flow-run.heartbeat"]},
+                "resource": {"id": [f"prefect.flow-run.{flow_run_id}"]},
+                "occurred": {"since": "2000-01-01T00:00:00Z"},
+            },
+            "limit": 50,
+        }
+        with server.http() as http:
+            response = http.post("/events/filter", json=body)
+            response.raise_for_status()
+            return len(response.json()["events"])
+
+    wait_until(seen, ready=lambda n: n >= count, what=f"{count} heartbeats of flow run {flow_run_id}", timeout_s=90)
 
 
 @pytest.fixture
@@ -74,7 +106,7 @@ def _start_worker(pool: str, env: dict[str, str], log: Path, workers: list[Any])
 
 
 def _slow_rollback_spec(estate: Estate, tag: str) -> Any:
-    """The demo spec whose rollback settles for 25 s after carrying the data back (the kill lands there)."""
+    """The demo spec whose rollback settles after carrying the data back (the kill lands there)."""
     from cutover.spec import Spec
 
     data = demo_spec(estate, system_id=unique_system("rec"))
@@ -84,7 +116,7 @@ def _slow_rollback_spec(estate: Estate, tag: str) -> Any:
         "id": "settle",
         "name": "settle",
         "host": "legacy",
-        "run": ["sh", "-c", f"count-calls {tag}-settle; sleep 25"],
+        "run": ["sh", "-c", _settle_once(tag)],
         "changes_state": False,
     }
     after = next(i for i, step in enumerate(steps) if step["id"] == "reverse-sync") + 1
@@ -106,6 +138,7 @@ def test_a_worker_killed_mid_rollback_is_continued_by_itself_and_a_click_meanwhi
     workers: list[Any],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    prefect_server: PrefectServer,
 ) -> None:
     for name, value in secret_env(clean_estate).items():
         monkeypatch.setenv(name, value)
@@ -124,6 +157,7 @@ def test_a_worker_killed_mid_rollback_is_continued_by_itself_and_a_click_meanwhi
         what="the rollback to carry the data back and start settling",
         timeout_s=90,
     )
+    wait_for_heartbeats(prefect_server, first)
     kill_group(workers.pop(), hard=True)
     killed_at = time.monotonic()
     with get_client(sync_client=True) as client:
@@ -180,7 +214,7 @@ def _signed_for_real(ledger: Ledger, spec: Any, settings: Settings) -> None:
 
 
 def _settling_cutover_spec(estate: Estate, tag: str) -> Any:
-    """The demo spec whose cutover counts its state-changing steps and settles 25 s after the freeze."""
+    """The demo spec whose cutover counts its state-changing steps and settles after the freeze."""
     from cutover.spec import Spec
 
     data = demo_spec(estate, system_id=unique_system("rec"))
@@ -193,7 +227,7 @@ def _settling_cutover_spec(estate: Estate, tag: str) -> Any:
         "id": "settle",
         "name": "settle",
         "host": "legacy",
-        "run": ["sh", "-c", f"count-calls {tag}-settle; sleep 25"],
+        "run": ["sh", "-c", _settle_once(tag)],
         "changes_state": False,
     }
     data["cutover"]["steps"].insert(1, settle)
@@ -208,6 +242,7 @@ def test_a_worker_killed_after_the_freeze_is_replaced_and_the_cutover_finishes_w
     workers: list[Any],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    prefect_server: PrefectServer,
     totp_key: str,
 ) -> None:
     from flows.deployments import ensure_deployment
@@ -229,6 +264,7 @@ def test_a_worker_killed_after_the_freeze_is_replaced_and_the_cutover_finishes_w
         what="the freeze to succeed and the cutover to settle",
         timeout_s=120,
     )
+    wait_for_heartbeats(prefect_server, first)
     kill_group(workers.pop(), hard=True)
     killed_at = time.monotonic()
     wait_until(lambda: time.monotonic() - killed_at >= 10, what="10 s after the kill", timeout_s=15)

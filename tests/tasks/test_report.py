@@ -175,8 +175,8 @@ def test_headings_are_in_chinese_and_english(tmp_path: Path) -> None:
 def test_threshold_verdicts_show_measured_and_limit_with_a_mark(tmp_path: Path) -> None:
     text = render_report(evidence(tmp_path, p95=912)).markdown
 
-    assert "| P95 延迟 latency (ms) | <= 800.0 | 912.0 | ❌ |" in text
-    assert "| 失败率 Failure ratio | <= 1.00% | 0.20% | ✅ |" in text
+    assert "| P95 延迟 latency (ms) | <= 800.0 | 912.0 | ✘ |" in text
+    assert "| 失败率 Failure ratio | <= 1.00% | 0.20% | ✔ |" in text
     assert "不得割接" in text
 
 
@@ -292,7 +292,7 @@ def test_a_new_report_marks_every_earlier_version_voided_and_superseded(prefect_
     stale, stale_table, current = versions[old_id], versions[old_table_id], versions[new_id]
     notice = f"{VOIDED} — superseded by {new.digest}"
     assert (stale.description or "").startswith(notice)
-    assert str(stale.data).startswith(f"> ⚠️ **{notice}**")
+    assert str(stale.data).startswith(f"> ⚠ **{notice}**")
     assert (stale_table.description or "").startswith(notice)
     assert VOIDED not in (current.description or "") and VOIDED not in str(current.data)
 

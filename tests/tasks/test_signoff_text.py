@@ -55,42 +55,42 @@ def test_the_stress_test_numbers_are_shown_inline_each_against_its_threshold(spe
         "| Users 并发用户数 | 20 |",
         "| Duration 持续时间 | 10 s (ran 实际 11.2 s) |",
         "| Requests 请求数 | 1000 (2 failed 失败) |",
-        "| Failure ratio 失败率 | 0.20% | <= 1.00% | ✅ pass 通过 |",
-        "| P95 latency 延迟 (ms) | 120 | <= 800 | ✅ pass 通过 |",
-        "| Throughput 吞吐量 (req/s) | 45.7 | >= 40.0 | ✅ pass 通过 |",
+        "| Failure ratio 失败率 | 0.20% | <= 1.00% | ✔ pass 通过 |",
+        "| P95 latency 延迟 (ms) | 120 | <= 800 | ✔ pass 通过 |",
+        "| Throughput 吞吐量 (req/s) | 45.7 | >= 40.0 | ✔ pass 通过 |",
     ):
         assert row in text
-    assert "**Stress test 压力测试: ✅ passed 通过**" in text
+    assert "**Stress test 压力测试: ✔ passed 通过**" in text
 
 
 def test_a_missed_p95_threshold_is_shown_as_failed_with_the_reason(spec: Spec, tmp_path: Path) -> None:
     text = form(spec, summary=summary_of(tmp_path, p95=912))
 
-    assert "| P95 latency 延迟 (ms) | 912 | <= 800 | ❌ fail 未通过 |" in text
-    assert "❌ failed 未通过** — missed thresholds" in text
-    assert "❌ not all tests passed 测试未全部通过" in text
+    assert "| P95 latency 延迟 (ms) | 912 | <= 800 | ✘ fail 未通过 |" in text
+    assert "✘ failed 未通过** — missed thresholds" in text
+    assert "✘ not all tests passed 测试未全部通过" in text
 
 
 def test_each_internal_test_is_shown_with_its_result_and_duration(spec: Spec, tmp_path: Path) -> None:
     text = form(spec, summary=summary_of(tmp_path))
 
-    assert "| 自检 | ssh | ✅ pass 通过 | 1.25 s | — |" in text
-    assert "| 统计接口 | http_check | ✅ pass 通过 | 0.05 s | 200 OK |" in text
+    assert "| 自检 | ssh | ✔ pass 通过 | 1.25 s | — |" in text
+    assert "| 统计接口 | http_check | ✔ pass 通过 | 0.05 s | 200 OK |" in text
 
 
 def test_the_trial_run_period_is_shown_with_its_length_against_the_spec_minimum(spec: Spec, tmp_path: Path) -> None:
     text = form(spec, summary=summary_of(tmp_path))
 
     assert "| Period 时段 | 2027-03-01 01:00 UTC → 2027-03-08 01:00 UTC |" in text
-    assert "| Length 时长 | 7 d 0 h (minimum 最短 7 d 0 h) ✅ pass 通过 |" in text
-    assert "| Health samples 健康检查 | 20160 checks 次, 3 failed 失败 ❌ fail 未通过 |" in text
+    assert "| Length 时长 | 7 d 0 h (minimum 最短 7 d 0 h) ✔ pass 通过 |" in text
+    assert "| Health samples 健康检查 | 20160 checks 次, 3 failed 失败 ✘ fail 未通过 |" in text
     assert "- 夜间批处理偶发超时 nightly batch occasionally slow" in text
 
 
 def test_a_trial_run_shorter_than_the_spec_minimum_is_marked_failed(spec: Spec, tmp_path: Path) -> None:
     text = form(spec, summary=summary_of(tmp_path, minimum=timedelta(days=14)))
 
-    assert "| Length 时长 | 7 d 0 h (minimum 最短 14 d 0 h) ❌ fail 未通过 |" in text
+    assert "| Length 时长 | 7 d 0 h (minimum 最短 14 d 0 h) ✘ fail 未通过 |" in text
 
 
 def test_both_digests_are_shown_whole_each_alone_in_a_code_block(spec: Spec) -> None:
@@ -106,7 +106,7 @@ def test_a_refusal_is_the_first_thing_on_the_next_form(spec: Spec, tmp_path: Pat
 
     text = form(spec, summary=summary_of(tmp_path), last_refusal=reason)
 
-    assert text.startswith("> **⚠️ The previous submission was refused 上次提交未通过:** " + reason)
+    assert text.startswith("> **⚠ The previous submission was refused 上次提交未通过:** " + reason)
     assert text.index(reason) < text.index("## Joint sign-off") < text.index("### Signatures")
 
 
