@@ -275,16 +275,23 @@ def advance_sequences(connection: Conn, tables: Sequence[Table], margin: int) ->
 
 
 # ------------------------------------------------------------------------------ positions
-def current_lsn(connection: Conn) -> str:
-    """The publisher's WAL position after everything committed so far is on disk.
+def written_lsn(connection: Conn) -> str:
+    """The publisher's WAL write position, read only (what ``status`` measures lag against)."""
+    return str(scalar(connection, "SELECT pg_current_wal_lsn()"))
+
+
+def commit_mark(connection: Conn) -> str:
+    """A WAL position at or after the end of every transaction committed so far, and on disk.
 
     A transaction committed with ``synchronous_commit = off`` is visible before its WAL is written,
-    and a walsender only sends written WAL, so ``pg_current_wal_lsn()`` alone can stand before the
-    last acknowledged write. A tiny transaction of our own that writes WAL (a logical message, which
-    pgoutput ignores) committed synchronously flushes all WAL before it first."""
+    and a walsender sends only written WAL, so ``pg_current_wal_lsn()`` alone can stand before the
+    last acknowledged write. So: the insert position now (past every committed transaction), then a
+    tiny transaction that writes WAL (a logical message, which pgoutput ignores) committed
+    synchronously, which flushes all WAL before it. The mark itself is not awaited."""
+    mark = str(scalar(connection, "SELECT pg_current_wal_insert_lsn()"))
     connection.execute("SET synchronous_commit = on")
     connection.execute("SELECT pg_logical_emit_message(true, 'govcloud-cutover', 'catch-up mark')")
-    return str(scalar(connection, "SELECT pg_current_wal_lsn()"))
+    return mark
 
 
 def slot_lag(connection: Conn, slot: str, target_lsn: str) -> tuple[int | None, bool]:

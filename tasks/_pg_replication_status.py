@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from tasks._pg_replication import Conn, Names, Side, Table, current_lsn, slot_lag, subscription_exists, tables_not_ready
+from tasks._pg_replication import Conn, Names, Side, Table, slot_lag, subscription_exists, tables_not_ready, written_lsn
 
 
 class Direction(StrEnum):
@@ -95,7 +95,7 @@ def _one_way(
         (bool(row[0]), bool(row[1]), int(str(row[2])), int(str(row[3]))) if row else (False, False, 0, 0)
     )
     copying = tables_not_ready(sub, name)
-    lag_bytes, active = slot_lag(pub, name, current_lsn(pub))
+    lag_bytes, active = slot_lag(pub, name, written_lsn(pub))
     lag_row = pub.execute(_LAG_S, [name]).fetchone()
     lag_s = float(str(lag_row[0])) if lag_row and lag_row[0] is not None else (0.0 if lag_bytes == 0 else None)
     problems = list(_drift(tables, pub_side.role, pub, sub_side.role, sub))

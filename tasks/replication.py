@@ -44,8 +44,8 @@ from tasks._pg_replication import (
     Side,
     Url,
     advance_sequences,
+    commit_mark,
     create_subscription,
-    current_lsn,
     drop_publication,
     drop_slots,
     drop_subscription,
@@ -162,7 +162,7 @@ def _lag(system_id: str, publisher_url: Url, subscriber_url: Url, target_lsn: st
         subscription = _our_subscription(connection, names_for(system_id))
         syncing = tables_not_ready(connection, subscription)
     with publisher.connect("reading the replication slot") as connection:
-        target = target_lsn or current_lsn(connection)
+        target = target_lsn or commit_mark(connection)
         lag, _active = slot_lag(connection, subscription, target)
     if lag is None:
         raise ReplicationError(
