@@ -330,6 +330,24 @@ def _secret_references(data: dict[str, Any]) -> Iterator[Problem]:
             )
 
 
+# ------------------------------------------------------------------------------------ data
+def _data(data: dict[str, Any]) -> Iterator[Problem]:
+    original, cloud = _get(data, "data", "original", "secret"), _get(data, "data", "cloud", "secret")
+    if isinstance(original, str) and original == cloud:
+        yield (
+            ("data", "cloud", "secret"),
+            f"the cloud copy and the original both name secret {original!r}; a database cannot replicate into "
+            "itself: name the cloud copy's own secret",
+        )
+    tables = _get(data, "data", "tables")
+    seen: set[str] = set()
+    for index, table in enumerate(tables if isinstance(tables, list) else []):
+        name = table if not isinstance(table, str) or "." in table else f"public.{table}"
+        if name in seen:
+            yield (("data", "tables", index), f"{table!r} is listed twice (as {name}); list each table once")
+        seen.add(name)
+
+
 _RULES = (
     _scope,
     _disposition,
@@ -344,4 +362,5 @@ _RULES = (
     _commands,
     _inline_secrets,
     _secret_references,
+    _data,
 )

@@ -27,6 +27,8 @@ Every error the project raises on purpose is a :class:`CutoverError`. Lower-leve
     │   ├── SignOffRejected         a party rejected; nothing is cut over
     │   └── SignOffExpired          the sign-off deadline passed
     ├── DataMismatch                the original and migrated databases differ
+    ├── ReplicationError            logical replication cannot be set up, turned, read or dropped
+    │   └── CatchUpTimedOut         the subscriber did not reach the publisher's position in time
     ├── HealthCheckFailed           a health check did not pass
     ├── PreflightFailed             a check before anything changes failed; names each failed item
     ├── TrialRunNotOver             not a failure: the trial run's minimum period has not elapsed;
@@ -164,6 +166,14 @@ class SignOffExpired(SignOffError):
 
 class DataMismatch(CutoverError):
     """The original and the migrated database differ."""
+
+
+class ReplicationError(CutoverError):
+    """Logical replication between the original and the cloud copy cannot be set up, turned, read or dropped."""
+
+
+class CatchUpTimedOut(ReplicationError):
+    """The subscriber did not reach the publisher's WAL position in time; names the subscription and the lag."""
 
 
 class HealthCheckFailed(CutoverError):

@@ -476,6 +476,59 @@ class RollbackPlan(_Strict):
     health: list[HttpCheckStep] = Field(default_factory=list, description="Checks of the original after rollback.")
 
 
+# ---------------------------------------------------------------------------------- data
+class Replication(StrEnum):
+    """How the original's and the cloud copy's databases are kept in step, both ways."""
+
+    POSTGRESQL_LOGICAL = "postgresql-logical"
+
+
+_REPLICATIONS = ", ".join(r.value for r in Replication)
+_QUALIFIED_TABLE = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$")
+
+
+def _check_replication(value: object) -> object:
+    if isinstance(value, str) and value not in {r.value for r in Replication}:
+        raise ValueError(
+            f"{value!r} is not a replication this tool runs; write {_REPLICATIONS} (PostgreSQL's own logical "
+            "replication), or leave out data: and carry the data back with rollback.steps"
+        )
+    return value
+
+
+def _check_table(value: str) -> str:
+    if not _QUALIFIED_TABLE.match(value) or len(value) > 127:
+        raise ValueError(
+            f"{value!r} is not a table name; write schema.table (e.g. public.payments) or a bare table name "
+            "(schema public), in lower case, letters, digits and '_'"
+        )
+    return value
+
+
+QualifiedTable = Annotated[
+    str,
+    AfterValidator(_check_table),
+    Field(description="A table: schema.table, or a bare name in schema public; lower case."),
+]
+
+
+class DataReplication(_Strict):
+    """The system's data is replicated both ways: the cloud copy follows the original until the switch, then
+    the original follows the cloud copy for the whole retention window (the emergency way back)."""
+
+    replication: Annotated[Replication, BeforeValidator(_check_replication)] = Field(
+        description="postgresql-logical: PostgreSQL publications and subscriptions (wal_level=logical on both)."
+    )
+    original: SecretRef = Field(
+        description="Secret holding the original's database URL (postgresql+psycopg://user:password@host/db)."
+    )
+    cloud: SecretRef = Field(description="Secret holding the cloud copy's database URL.")
+    tables: list[QualifiedTable] = Field(
+        min_length=1,
+        description="Tables replicated; each needs a primary key or REPLICA IDENTITY FULL / USING INDEX.",
+    )
+
+
 # ------------------------------------------------------------------------------- secrets
 class SecretSource(_Strict):
     """Where a named secret lives. Its value is never written in a spec."""
@@ -501,6 +554,11 @@ class Spec(_Strict):
     cutover: CutoverPlan | None = None
     retention: Retention = Field(default_factory=Retention)
     rollback: RollbackPlan | None = None
+    data: DataReplication | None = Field(
+        default=None,
+        description="Replication both ways of the system's database (PostgreSQL logical replication). Without it "
+        "the rollback steps carry the data back.",
+    )
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> Spec:
@@ -512,8 +570,14 @@ class Spec(_Strict):
         return self
 
     def digest(self, algorithm: Algorithm = "sm3") -> str:
-        """Digest of the spec's canonical JSON form (what signatures bind to)."""
-        return digest_json(self.model_dump(mode="json", by_alias=True), algorithm)
+        """Digest of the spec's canonical JSON form (what signatures bind to).
+
+        A spec without ``data:`` digests as it did before the section existed, so signatures made then
+        still verify."""
+        canonical = self.model_dump(mode="json", by_alias=True)
+        if canonical.get("data") is None:
+            del canonical["data"]
+        return digest_json(canonical, algorithm)
 
     def approver_party(self, approver_id: str) -> str | None:
         """``"department"`` or ``"cloud_provider"`` for a rostered approver, else None."""

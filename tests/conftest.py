@@ -2,6 +2,7 @@
 
 pytest_plugins = [
     "tests.fixtures.databases",
+    "tests.fixtures.pg_cluster",
     "tests.fixtures.ledger",
     "tests.fixtures.estate",
     "tests.fixtures.prefect_server",

@@ -80,7 +80,68 @@ class Refusal:
     lines_below: int = 0  # the named line is this many lines below the one with ``at``
 
 
+DATA = (
+    "\ndata:\n  replication: postgresql-logical\n  original: {secret: legacy-db}\n  cloud: {secret: cloud-db}\n"
+    "  tables: [public.insured, public.payments]\n"
+)
+
+
+def with_data(old: str = "", new: str = "") -> str:
+    """The example's data: section (inserted before retention:), with one text replaced."""
+    return DATA.replace(old, new, 1) + "\nretention:\n"
+
+
 REFUSALS = [
+    pytest.param(
+        Refusal(
+            "\nretention:\n",
+            with_data("replication: postgresql-logical", "replication: mysql-binlog"),
+            "data.replication",
+            at="replication: mysql-binlog",
+            says="write postgresql-logical",
+        ),
+        id="data is replicated only by postgresql logical replication",
+    ),
+    pytest.param(
+        Refusal(
+            "\nretention:\n",
+            with_data("cloud: {secret: cloud-db}", "cloud: {secret: legacy-db}"),
+            "data.cloud.secret",
+            at="cloud: {secret: legacy-db}",
+            says="cannot replicate into itself",
+        ),
+        id="the cloud copy is not the original's own database",
+    ),
+    pytest.param(
+        Refusal(
+            "\nretention:\n",
+            with_data("public.payments", "public.pay.ments"),
+            "data.tables[1]",
+            at="public.pay.ments",
+            says="write schema.table (e.g. public.payments)",
+        ),
+        id="a replicated table is named schema.table",
+    ),
+    pytest.param(
+        Refusal(
+            "\nretention:\n",
+            with_data("public.payments", "insured"),
+            "data.tables[1]",
+            at="tables: [public.insured, insured]",
+            says="listed twice (as public.insured)",
+        ),
+        id="a replicated table is listed once",
+    ),
+    pytest.param(
+        Refusal(
+            "\nretention:\n",
+            with_data("tables: [public.insured, public.payments]", "tables: []"),
+            "data.tables",
+            at="tables: []",
+            says="at least 1 item",
+        ),
+        id="replication names its tables",
+    ),
     pytest.param(
         Refusal(
             "classification: non-classified",
@@ -426,3 +487,16 @@ def test_the_spec_reference_in_docs_is_current() -> None:
     written = (ROOT / "docs" / "spec-reference.md").read_text(encoding="utf-8")
     assert written == spec_reference(), "docs/spec-reference.md is stale: run `make schema`"
     assert "## SshStep" in written and "| `covered_by` |" in written
+
+
+def test_a_data_section_declares_replication_both_ways_and_leaves_the_digest_of_specs_without_it(
+    write_spec: WriteSpec,
+) -> None:
+    plain = load_spec(EXAMPLE)
+    assert plain.data is None
+    assert "data" not in plain.model_dump(mode="json", exclude_none=True)
+    spec = load_spec(write_spec(("\nretention:\n", with_data())))
+    assert spec.data is not None and spec.data.replication == "postgresql-logical"
+    assert (spec.data.original.secret, spec.data.cloud.secret) == ("legacy-db", "cloud-db")
+    assert spec.data.tables == ["public.insured", "public.payments"]
+    assert spec.digest() != plain.digest()
