@@ -31,13 +31,20 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
+import prefect
 from prefect.flows import load_flow_from_flow_run
-from prefect.runner._flow_run_executor import FlowRunExecutionResult, FlowRunExecutorContext
-from prefect.runner._process_manager import ProcessHandle
 from prefect.workers.process import ProcessJobConfiguration, ProcessWorker, ProcessWorkerResult
 
 from cutover.settings import WORKER_TYPE, get_settings
-from worker._warm import WarmEngineStarter, WarmProcesses
+from worker._version import check_prefect_version
+
+try:  # Prefect's private runner modules, which differ between minor versions (worker/_version.py)
+    from prefect.runner._flow_run_executor import FlowRunExecutionResult, FlowRunExecutorContext
+    from prefect.runner._process_manager import ProcessHandle
+
+    from worker._warm import WarmEngineStarter, WarmProcesses
+except ImportError:  # another Prefect: importing this package (Prefect loads it as a collection) still works;
+    pass  # CutoverWorker() then refuses to start, naming the plain process worker
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
@@ -59,6 +66,7 @@ class CutoverWorker(ProcessWorker):
     def __init__(
         self, *args: Any, warm_processes: int | None = None, warm_max_age_s: float | None = None, **kwargs: Any
     ) -> None:
+        check_prefect_version(prefect.__version__)  # one line naming the fallback, not a traceback
         super().__init__(*args, **kwargs)
         settings = get_settings()  # CUTOVER_WARM_PROCESSES, CUTOVER_WARM_MAX_AGE_S
         self.warm = WarmProcesses(

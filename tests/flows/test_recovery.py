@@ -33,6 +33,7 @@ from tests.fixtures.prefect_server import (
     wait_for_final_run,
     wait_for_worker,
 )
+from tests.flows._signed import signed_for_real
 from tests.rollback._retained import cut_over_for_real, pay_through_gateway, payment_ids, unique_system, whoami
 from tests.specbuilder import write_spec
 
@@ -186,33 +187,6 @@ def test_a_worker_killed_mid_rollback_is_continued_by_itself_and_a_click_meanwhi
     assert _events(rb_ledger, "rollback.resumed", retained.system_id)
 
 
-def _signed_for_real(ledger: Ledger, spec: Any, settings: Settings) -> None:
-    """Registered and signed by both parties on a trial-run report (the human part done by the test)."""
-    from cutover import lifecycle
-    from cutover.approvers import enroll
-    from cutover.ledger import Decision, Party, ReportKind
-    from cutover.runtime import register
-
-    register(ledger, spec, actor="test")
-    for state in (LifecycleState.TESTED, LifecycleState.REPORT_READY, LifecycleState.SIGNED):
-        lifecycle.transition(ledger, spec.system.id, state, actor="test", reason="test set-up")
-    run = ledger.create_run(spec.system.id, RunKind.CUTOVER)
-    report = ledger.create_report(run.id, spec.system.id, ReportKind.TRIAL_RUN, "# trial-run report\nall passed\n")
-    ledger.finish_run(run.id, RunState.SUCCEEDED, note="tests and report (test set-up)")
-    for party, approver in ((Party.DEPARTMENT, "wang.li"), (Party.CLOUD_PROVIDER, "zhao.min")):
-        if ledger.get_approver(approver) is None:
-            enroll(ledger, approver, approver, settings=settings)
-        ledger.add_signature(
-            run_id=run.id,
-            system_id=spec.system.id,
-            party=party,
-            approver_id=approver,
-            decision=Decision.APPROVE,
-            report_digest=report.digest,
-            spec_digest=spec.digest(),
-        )
-
-
 def _settling_cutover_spec(estate: Estate, tag: str) -> Any:
     """The demo spec whose cutover counts its state-changing steps and settles after the freeze."""
     from cutover.spec import Spec
@@ -253,7 +227,7 @@ def test_a_worker_killed_after_the_freeze_is_replaced_and_the_cutover_finishes_w
     tag = uuid.uuid4().hex[:6]
     spec = _settling_cutover_spec(clean_estate, tag)
     write_spec(spec, Path(worker_env["CUTOVER_SPECS_DIR"]))
-    _signed_for_real(rb_ledger, spec, Settings(home=tmp_path / "home", totp_key=SecretStr(totp_key)))
+    signed_for_real(rb_ledger, spec, Settings(home=tmp_path / "home", totp_key=SecretStr(totp_key)))
     _start_worker(pool, worker_env, tmp_path / "worker-1.log", workers)
     deployment_id = ensure_deployment("cutover", work_pool=pool)
     with get_client(sync_client=True) as client:
