@@ -51,6 +51,8 @@ EXIT_CODES: Mapping[type[errors.CutoverError], ExitCode] = MappingProxyType(
         errors.SpecError: ExitCode.INVALID,
         errors.AuditChainBroken: ExitCode.INVALID,
         errors.DataMismatch: ExitCode.INVALID,
+        errors.ReplicationError: ExitCode.FAILED,  # replication could not be set up, turned, read or dropped
+        errors.CatchUpTimedOut: ExitCode.FAILED,
         errors.HealthCheckFailed: ExitCode.INVALID,
         errors.PreflightFailed: ExitCode.INVALID,
         errors.LifecycleError: ExitCode.REFUSED,
