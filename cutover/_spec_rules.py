@@ -138,6 +138,7 @@ def _hosts(data: dict[str, Any]) -> Iterator[Problem]:
 
 # ---------------------------------------------------------------------------------- steps
 _STEP_LISTS: tuple[tuple[str, ...], ...] = (
+    ("test_platform", "prepare"),
     ("test_platform", "internal_tests"),
     ("test_platform", "health"),
     ("cutover", "steps"),
@@ -213,8 +214,7 @@ def _traffic_switch(data: dict[str, Any]) -> Iterator[Problem]:
             f"step {step.get('id')!r} is a second traffic switch (the first is {marked[0][1].get('id')!r}); "
             "mark only the step that sends the users to the cloud copy",
         )
-    for section in ("rollback", "test_platform"):
-        key = "steps" if section == "rollback" else "internal_tests"
+    for section, key in (("rollback", "steps"), ("test_platform", "prepare"), ("test_platform", "internal_tests")):
         for index, step in _items(data, section, key):
             if step.get("switches_traffic"):
                 yield (
@@ -224,45 +224,32 @@ def _traffic_switch(data: dict[str, Any]) -> Iterator[Problem]:
 
 
 def _rollback_order(data: dict[str, Any]) -> Iterator[Problem]:
-    """A rollback step that moves data into the original comes after the step that makes it writable.
+    """No rollback step freezes the original again.
 
-    A cutover step that freezes a host (its ``undo`` makes the host writable again) before an
-    irreversible copy leaves the original frozen for the whole retention window. The rollback step
-    that covers the copy moves data back into that host, so the rollback must run the freeze's undo
-    on that host before it: otherwise the copy meets a frozen original ("attempt to write a
-    readonly database") and the original stays frozen after the rollback.
+    The rollback plan orders the safe part itself (:mod:`rollback._order`): it freezes the cloud
+    copy first, makes the original writable (the undo of the cutover's freeze) before data is copied
+    into it, verifies, and sends the traffic back last. What it cannot order is a rollback step that
+    runs the cutover's freeze again on the original: wherever it stands, the original ends frozen
+    (or the copy meets a read-only database).
     """
-    cutover = list(_items(data, "cutover", "steps"))
-    rollback = {s.get("id"): (i, s) for i, s in _items(data, "rollback", "steps")}
-    for position, copy in cutover:
-        found = rollback.get(copy.get("covered_by"))
-        if found is None:
-            continue
-        index, cover = found
-        for _, freeze in cutover[:position]:
-            if freeze.get("kind") == "ssh" and freeze.get("undo") and freeze.get("host") == cover.get("host"):
-                yield from _unfrozen_first(freeze, index, cover, rollback)
-
-
-def _unfrozen_first(
-    freeze: dict[str, Any], index: int, cover: dict[str, Any], rollback: dict[Any, tuple[int, dict[str, Any]]]
-) -> Iterator[Problem]:
-    undo = [str(a) for a in freeze.get("undo") or []]
-    unfreezes = [
-        (i, s)
-        for i, s in rollback.values()
-        if s.get("host") == cover.get("host") and list(map(str, s.get("run") or [])) == undo
-    ]
-    if any(i < index for i, _ in unfreezes):
+    steps = list(_items(data, "cutover", "steps"))
+    first_copy = next((i for i, s in steps if s.get("irreversible") and s.get("covered_by")), None)
+    if first_copy is None:
         return
-    where = f"step {unfreezes[0][1].get('id')!r} comes after it" if unfreezes else "no rollback step runs it"
-    yield (
-        ("rollback", "steps", index),
-        f"step {cover.get('id')!r} moves data into host {cover.get('host')!r}, which cutover step "
-        f"{freeze.get('id')!r} froze, but its undo {undo} ({where}); run it on {cover.get('host')!r} before "
-        f"{cover.get('id')!r}. A rollback runs: freeze the cloud copy, make the original writable, copy into it, "
-        "verify, then send the traffic back",
-    )
+    freezes = [s for i, s in steps[:first_copy] if s.get("kind") == "ssh" and s.get("undo") and s.get("host")]
+    for index, step in _items(data, "rollback", "steps"):
+        for freeze in freezes:
+            if step.get("kind") == "ssh" and step.get("host") == freeze.get("host") and _same(step, freeze, "run"):
+                yield (
+                    ("rollback", "steps", index, "run"),
+                    f"step {step.get('id')!r} freezes the original again: it runs cutover step {freeze.get('id')!r}'s "
+                    f"command on host {freeze.get('host')!r}, so the original would end the rollback frozen. Remove "
+                    f"it; the rollback makes the original writable itself (by the undo of {freeze.get('id')!r})",
+                )
+
+
+def _same(step: dict[str, Any], other: dict[str, Any], field: str) -> bool:
+    return list(map(str, step.get("run") or [])) == list(map(str, other.get(field) or []))
 
 
 # -------------------------------------------------------------------- commands and secrets
@@ -276,9 +263,42 @@ def _walk(value: Any, loc: Loc = ()) -> Iterator[tuple[Loc, Any]]:
             yield from _walk(item, (*loc, index))
 
 
+def _database_url_fields(data: dict[str, Any]) -> Iterator[tuple[Loc, Any]]:
+    for loc, step in _all_steps(data):
+        if step.get("kind") == "data_verify":
+            yield from (((*loc, side), step.get(side)) for side in ("source", "target"))
+    for side in ("original", "cloud"):
+        yield ("data", side), _get(data, "data", side)
+
+
+def _database_urls(data: dict[str, Any]) -> Iterator[Problem]:
+    for loc, value in _database_url_fields(data):
+        if isinstance(value, str) and _url_has_password(value):
+            yield (
+                loc,
+                f"the database URL carries a password, which may not be written in a spec; declare a secret under "
+                f"secrets: (an environment variable or a Prefect Secret block holding the URL) and write "
+                f"{loc[-1]}: {{secret: <id>}}. Only a URL without a password (sqlite:////srv/app/app.db) may be inline",
+            )
+
+
+def _url_has_password(value: str) -> bool:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        return bool(_DSN_WITH_PASSWORD.match(value))
+    return url.password is not None or any(_SECRET_KEY_NAMES.match(key) for key in url.query)
+
+
 def _inline_secrets(data: dict[str, Any]) -> Iterator[Problem]:
     hint = "put it in a secret (environment variable or Prefect Secret block), declare it under secrets: and reference it as {secret: <id>}"
+    urls = {loc for loc, _ in _database_url_fields(data)}
     for loc, value in _walk(data):
+        if loc in urls:
+            continue  # said by _database_urls, naming the field
         if loc and isinstance(loc[-1], str) and _SECRET_KEY_NAMES.match(loc[-1]):
             yield (loc, f"a secret is written inline; {hint}")
         elif isinstance(value, str) and _DSN_WITH_PASSWORD.match(value):
@@ -339,6 +359,13 @@ def _data(data: dict[str, Any]) -> Iterator[Problem]:
             f"the cloud copy and the original both name secret {original!r}; a database cannot replicate into "
             "itself: name the cloud copy's own secret",
         )
+    original, cloud = _get(data, "data", "original"), _get(data, "data", "cloud")
+    if isinstance(original, str) and original == cloud:
+        yield (
+            ("data", "cloud"),
+            "the cloud copy and the original are the same database URL; a database cannot replicate into itself: "
+            "write the cloud copy's own URL",
+        )
     tables = _get(data, "data", "tables")
     seen: set[str] = set()
     for index, table in enumerate(tables if isinstance(tables, list) else []):
@@ -360,6 +387,7 @@ _RULES = (
     _traffic_switch,
     _rollback_order,
     _commands,
+    _database_urls,
     _inline_secrets,
     _secret_references,
     _data,

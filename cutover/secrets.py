@@ -1,6 +1,7 @@
 """Secrets are referenced by name and redacted everywhere they could leak.
 
-``resolve(spec, ref)`` reads a declared secret from the environment or a Prefect Secret block.
+``resolve(spec, ref)`` reads a declared secret from the environment or a Prefect Secret block (a
+value written inline, such as a database URL without a password, passes through unchanged).
 Every resolved value is registered with the process-wide :data:`REDACTOR`, whose logging filter
 (installed on the root, ``prefect`` and ``cutover`` loggers by :func:`install_log_redaction`)
 replaces it with ``***`` in every log line; callers pass text for artifacts, ledger rows and
@@ -76,8 +77,13 @@ def install_log_redaction(*names: str) -> None:
                 handler.addFilter(_FILTER)
 
 
-def resolve(spec: Spec, ref: SecretRef) -> SecretStr:
-    """The value of a declared secret; registered for redaction before it is returned."""
+def resolve(spec: Spec, ref: SecretRef | str) -> SecretStr:
+    """The value of a declared secret; registered for redaction before it is returned.
+
+    A plain string is a value the spec may write inline (a database URL without a password, see
+    :data:`cutover.spec.DatabaseUrl`): it is no secret, and is returned as it is."""
+    if isinstance(ref, str):
+        return SecretStr(ref)
     source = spec.secrets.get(ref.secret)
     if source is None:
         raise ConfigurationError(

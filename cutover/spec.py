@@ -77,6 +77,37 @@ def _arg_kind(value: object) -> str:
     return "secret" if isinstance(value, (dict, SecretRef)) else "arg"
 
 
+def _check_database_url(value: str) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(value)
+    except ArgumentError:
+        raise ValueError(
+            "is not a database URL; write a SQLAlchemy URL without a password (e.g. sqlite:////srv/app/app.db, "
+            "postgresql+psycopg://app@127.0.0.1/app), or {secret: <id>} for one with a password"
+        ) from None
+    return value
+
+
+InlineDatabaseUrl = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=2048),
+    AfterValidator(_check_database_url),
+    Field(
+        description="A SQLAlchemy database URL written inline; only one without a password "
+        "(sqlite:////srv/app/app.db, postgresql+psycopg://app@127.0.0.1/app). One with a password is a secret."
+    ),
+]
+
+
+DatabaseUrl = Annotated[
+    Annotated[InlineDatabaseUrl, Tag("arg")] | Annotated[SecretRef, Tag("secret")],
+    Discriminator(_arg_kind),
+]
+
+
 CommandArg = Annotated[
     Annotated[Argument, Tag("arg")] | Annotated[SecretRef, Tag("secret")],
     Discriminator(_arg_kind),
@@ -241,8 +272,12 @@ class DataVerifyStep(_StepBase):
     """Compare tables of the original and migrated database: row counts and a row checksum."""
 
     kind: Literal["data_verify"]
-    source: SecretRef = Field(description="Secret holding the original database's SQLAlchemy URL.")
-    target: SecretRef = Field(description="Secret holding the migrated database's SQLAlchemy URL.")
+    source: DatabaseUrl = Field(
+        description="The original database's SQLAlchemy URL: {secret: <id>}, or inline when it has no password."
+    )
+    target: DatabaseUrl = Field(
+        description="The migrated database's SQLAlchemy URL: {secret: <id>}, or inline when it has no password."
+    )
     tables: list[TableName] = Field(min_length=1)
     keys: dict[TableName, list[TableName]] = Field(
         default_factory=dict, description="Key columns per table (default: the primary key)."
@@ -289,6 +324,11 @@ class TestPlatform(_Strict):
     __test__ = False
 
     base_url: AnyHttpUrl
+    prepare: list[SshStep] = Field(
+        default_factory=list,
+        description="Steps that prepare the test platform (copy the data, start the app), run in order before the "
+        "stress test and recorded in the ledger like every step: a re-run of the same run does not repeat them.",
+    )
     stress: StressProfile
     internal_tests: list[InternalTest] = Field(default_factory=list)
     health: list[HttpCheckStep] = Field(default_factory=list, description="Checked during the trial run.")
@@ -472,7 +512,13 @@ class Retention(_Strict):
 
 
 class RollbackPlan(_Strict):
-    steps: list[Step] = Field(min_length=1)
+    steps: list[Step] = Field(
+        min_length=1,
+        description="The way back without replication: the reverse copy into the original and the traffic back. "
+        "The tool runs them in a safe order, adding what is missing (the run's log and audit say what and why): "
+        "writes on the cloud copy frozen first, the original made writable (the undo of the cutover's freeze) "
+        "before data is copied into it, the copy verified when the cutover verified data, the traffic back last.",
+    )
     health: list[HttpCheckStep] = Field(default_factory=list, description="Checks of the original after rollback.")
 
 
@@ -519,10 +565,13 @@ class DataReplication(_Strict):
     replication: Annotated[Replication, BeforeValidator(_check_replication)] = Field(
         description="postgresql-logical: PostgreSQL publications and subscriptions (wal_level=logical on both)."
     )
-    original: SecretRef = Field(
-        description="Secret holding the original's database URL (postgresql+psycopg://user:password@host/db)."
+    original: DatabaseUrl = Field(
+        description="The original's database URL (postgresql+psycopg://user:password@host/db) as {secret: <id>}, "
+        "or inline when it has no password."
     )
-    cloud: SecretRef = Field(description="Secret holding the cloud copy's database URL.")
+    cloud: DatabaseUrl = Field(
+        description="The cloud copy's database URL as {secret: <id>}, or inline when it has no password."
+    )
     tables: list[QualifiedTable] = Field(
         min_length=1,
         description="Tables replicated; each needs a primary key or REPLICA IDENTITY FULL / USING INDEX.",
@@ -572,11 +621,13 @@ class Spec(_Strict):
     def digest(self, algorithm: Algorithm = "sm3") -> str:
         """Digest of the spec's canonical JSON form (what signatures bind to).
 
-        A spec without ``data:`` digests as it did before the section existed, so signatures made then
-        still verify."""
+        A spec without ``data:`` (or without ``test_platform.prepare``) digests as it did before the
+        section existed, so signatures made then still verify."""
         canonical = self.model_dump(mode="json", by_alias=True)
         if canonical.get("data") is None:
             del canonical["data"]
+        if canonical.get("test_platform") is not None and not canonical["test_platform"]["prepare"]:
+            del canonical["test_platform"]["prepare"]
         return digest_json(canonical, algorithm)
 
     def approver_party(self, approver_id: str) -> str | None:
@@ -595,9 +646,10 @@ class Spec(_Strict):
         return None
 
     def all_steps(self) -> list[SshStep | HttpCheckStep | DataVerifyStep]:
-        """Internal tests, cutover steps and rollback steps, in that order."""
+        """Test-platform preparation, internal tests, cutover steps and rollback steps, in that order."""
         steps: list[SshStep | HttpCheckStep | DataVerifyStep] = []
         if self.test_platform:
+            steps.extend(self.test_platform.prepare)
             steps.extend(self.test_platform.internal_tests)
         if self.cutover:
             steps.extend(self.cutover.steps)

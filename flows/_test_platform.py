@@ -1,7 +1,9 @@
 """Stage 2–3 of the notice: stress and internal tests on the test platform, the trial run, the report.
 
-Idempotent against the ledger: a system already ``report_ready`` (or further) with a valid
-report is not tested again, so a flow resumed after its sign-off wait, or redeployed with changed
+The spec's ``test_platform.prepare`` steps (copy the data, start the app) run first, in order, each
+recorded in the ledger under the run like every step: a re-run of the same run replays those that
+succeeded instead of repeating them. Idempotent against the ledger: a system already
+``report_ready`` (or further) with a valid report is not tested again, so a flow resumed after its sign-off wait, or redeployed with changed
 code, never re-runs the stress test. A missed threshold or a failed internal test stops the
 sequence with the reason, and the lifecycle stays where it was.
 """
@@ -72,12 +74,34 @@ def _platform(rc: RunContext) -> TestPlatform:
 
 # ---------------------------------------------------------------------------------- tests
 def run_tests(rc: RunContext, platform: TestPlatform) -> tuple[StressResult, list[InternalTestResult]]:
-    """Stress test, then internal tests; raise with the reason if either does not pass."""
+    """Prepare the platform, stress test, then internal tests; raise with the reason if one does not pass."""
+    for step in platform.prepare:
+        prepare(rc, step)
     rc.log(f"stress test: {platform.stress.users} users against {platform.base_url} for {platform.stress.duration}")
     stress = stress_test(platform.stress, str(platform.base_url).rstrip("/"), rc.workdir / "stress")
     rc.ledger.record_stress_result(rc.run.id, rc.system_id, stress.model_dump(mode="json"), passed=stress.passed)
     stress.raise_for_verdict()
     return stress, [internal_test(rc, step) for step in platform.internal_tests]
+
+
+def prepare(rc: RunContext, step: SshStep) -> StepResult:
+    """Run one preparation step (recorded; replayed when this run already did it); raise TestPlatformError if it fails."""
+    try:
+        runner = _prepare_task.with_options(task_run_name=f"prepare-{step.id}")
+        result: StepResult = runner(quote(rc), quote(step))  # type: ignore[call-overload]  # quote: Prefect must not walk these
+    except CutoverError as exc:
+        raise TestPlatformError(
+            f"preparing the test platform failed at step {step.id} ({step.name}): {exc}; nothing was stress tested. "
+            "Fix the cause and run the cutover again (steps this run completed are not repeated)"
+        ) from exc
+    done = "already done in this run, not repeated" if result.replayed else f"done in {result.duration_s:.2f} s"
+    rc.log(f"test platform prepared by step {step.id} ({step.name}): {done}")
+    return result
+
+
+@task(name="prepare-test-platform", retries=0, timeout_seconds=900, cache_policy=NO_CACHE)
+def _prepare_task(rc: RunContext, step: SshStep) -> StepResult:
+    return execute_step(rc.steps(), step, phase=StepPhase.STRESS_TEST)
 
 
 def internal_test(rc: RunContext, step: SshStep | HttpCheckStep) -> InternalTestResult:

@@ -1,5 +1,6 @@
-"""What a rollback runs: the spec's rollback steps, which of them an earlier attempt finished,
-and the health gate the original must pass at the end.
+"""What a rollback runs: the spec's rollback steps in the safe order the tool makes of them (see
+:mod:`rollback._order`: what it added or moved, and why, is in :attr:`RollbackPlan.changes`), which
+of them an earlier attempt finished, and the health gate the original must pass at the end.
 
 A rollback that ended incomplete is retried as a new ledger run reversing the same cutover. A
 state-changing step that succeeded in an earlier attempt, as the spec defines it now (the same
@@ -16,6 +17,7 @@ from cutover.errors import ConfigurationError
 from cutover.executions import definition_digest
 from cutover.ledger import Ledger, RunKind, StepPhase, StepStatus
 from cutover.spec import HealthGate, HttpCheckStep, Spec, SshStep, Step
+from rollback._order import PlanChange, safe_order
 
 HEALTH_KEY = "original-health"
 
@@ -28,6 +30,7 @@ class RollbackPlan:
     health: tuple[HttpCheckStep, ...]
     gate: HealthGate
     done_earlier: dict[str, str]  # step key -> the rollback run that completed it
+    changes: tuple[PlanChange, ...] = ()  # what the tool added to the spec's steps or moved, and why
 
     def remaining_from(self, index: int) -> list[str]:
         """What is left to do when step ``index`` failed (it, the steps after it, the health checks)."""
@@ -45,9 +48,10 @@ def build_plan(spec: Spec, ledger: Ledger, *, cutover_run_id: str, run_id: str) 
             "add rollback.steps (reverse sync, verify, traffic back) to its YAML file"
         )
     gate = spec.cutover.health_gate if spec.cutover else HealthGate()
-    digests = {key: definition_digest(step, ledger.digest) for step in spec.rollback.steps for key in step_keys(step)}
+    steps, changes = safe_order(spec)
+    digests = {key: definition_digest(step, ledger.digest) for step in steps for key in step_keys(step)}
     done = _done_earlier(ledger, spec.system.id, cutover_run_id, run_id, digests)
-    return RollbackPlan(tuple(spec.rollback.steps), tuple(spec.rollback.health), gate, done)
+    return RollbackPlan(steps, tuple(spec.rollback.health), gate, done, changes)
 
 
 def step_keys(step: Step) -> list[str]:

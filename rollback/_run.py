@@ -1,8 +1,9 @@
 """The rollback itself, without Prefect: claim, run the plan, record the outcome.
 
 :func:`run_rollback` takes the per-system lock (see :mod:`rollback._lock`), runs the spec's
-rollback steps in order through :func:`tasks.steps.execute_step` (reverse data sync, its
-verification, traffic back), then the original's health checks, all recorded in the ledger under
+rollback steps in the safe order of :func:`rollback._plan.build_plan` through
+:func:`tasks.steps.execute_step` (cloud copy frozen, original writable, reverse data sync, its
+verification, traffic back; what the tool added or moved is logged and audited), then the original's health checks, all recorded in the ledger under
 the rollback run. Success: the lifecycle moves to ``rolled_back`` and the retention window
 closes. A failed step ends ``rollback_incomplete``: audited as a failure, naming every step left
 to do, the retention window kept open so the rollback can be retried (completed steps are not
@@ -51,21 +52,27 @@ class RollbackOutcome:
     failed_step: str | None = None
     error: str | None = None
     remaining: list[str] = field(default_factory=list)
+    plan_changes: list[str] = field(default_factory=list)  # what the tool added or moved to make the order safe
 
     def summary(self) -> str:
         """One line a person reads: what happened and, if incomplete, what is left."""
         if self.state is RollbackState.SUCCEEDED:
             return (
                 f"rollback of {self.system_id} succeeded (run {self.run_id}, reversing cutover {self.reverses_run_id}): "
-                f"{len(self.steps)} steps done; the original serves the traffic again"
+                f"{len(self.steps)} steps done; the original serves the traffic again" + self._ordered()
             )
         return (
             f"ROLLBACK INCOMPLETE for {self.system_id} (run {self.run_id}): step {self.failed_step} failed: "
             f"{self.error}. Left to do: " + "; ".join(self.remaining) + ". Fix the cause, then run the rollback "
             "again (`cutover rollback " + self.system_id + "`): completed steps are not repeated. If it is "
             "finished by hand instead, record it: `cutover resolve " + self.system_id + " --manual --state "
-            "rolled_back|retained --note '...'`"
+            "rolled_back|retained --note '...'`" + self._ordered()
         )
+
+    def _ordered(self) -> str:
+        if not self.plan_changes:
+            return ""
+        return ". The tool made the order of the spec's steps safe: " + "; ".join(self.plan_changes)
 
 
 def run_rollback(
@@ -113,6 +120,9 @@ def run_rollback(
 
 def _execute(ctx: StepContext, plan: RollbackPlan, claim: RollbackClaim) -> RollbackOutcome:
     outcome = RollbackOutcome(ctx.spec.system.id, claim.run.id, claim.window.cutover_run_id, RollbackState.SUCCEEDED)
+    outcome.plan_changes = [change.describe() for change in plan.changes]
+    for line in outcome.plan_changes:
+        _log(ctx, f"rollback order made safe: {line}")
     for index, step in enumerate(plan.steps):
         try:
             outcome.steps.append(_one_step(ctx, plan, step))
@@ -230,6 +240,7 @@ def record_outcome(ledger: Ledger, claim: RollbackClaim, outcome: RollbackOutcom
                 "failed_step": outcome.failed_step,
                 "error": outcome.error,
                 "remaining": outcome.remaining,
+                "plan_changes": outcome.plan_changes,
             },
         )
     claims.release(ledger, system_id, claim.run.id)

@@ -442,7 +442,8 @@ def _database_secrets(spec: Spec) -> list[str]:
     names: list[str] = []
     for step in spec.all_steps():
         if isinstance(step, DataVerifyStep):
-            names += [ref.secret for ref in (step.source, step.target) if ref.secret not in names]
+            refs = [ref for ref in (step.source, step.target) if isinstance(ref, SecretRef)]
+            names += [ref.secret for ref in refs if ref.secret not in names]
     return names
 
 

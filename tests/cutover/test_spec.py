@@ -12,7 +12,7 @@ import pytest
 
 from cli.app import schema_text
 from cutover.errors import SpecError, SpecProblem
-from cutover.spec import Spec
+from cutover.spec import DataVerifyStep, SecretRef, Spec
 from cutover.spec_loader import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -316,12 +316,63 @@ REFUSALS = [
     pytest.param(
         Refusal(
             "host: legacy, run: [/srv/app/bin/appctl, unfreeze]}",
-            "host: legacy, run: [/srv/app/bin/appctl, status]}",
-            "rollback.steps[2]",
-            at="id: reverse-sync",
-            says="moves data into host 'legacy', which cutover step 'freeze' froze",
+            "host: legacy, run: [/srv/app/bin/appctl, freeze]}",
+            "rollback.steps[1].run",
+            at="id: unfreeze-legacy",
+            says="step 'unfreeze-legacy' freezes the original again",
         ),
-        id="a rollback makes the frozen original writable before copying into it",
+        id="a rollback never freezes the original again (the tool orders the rest itself)",
+    ),
+    pytest.param(
+        Refusal(
+            "source: {secret: legacy-db}, target: {secret: cloud-db}, tables",
+            "source: 'postgresql://app:hunter2@127.0.0.11/app', target: {secret: cloud-db}, tables",
+            "cutover.steps[2].source",
+            at="hunter2",
+            says="the database URL carries a password, which may not be written in a spec; declare a secret",
+        ),
+        id="a database URL with a password is a secret",
+    ),
+    pytest.param(
+        Refusal(
+            "source: {secret: legacy-db}, target: {secret: cloud-db}, tables",
+            "source: {secret: legacy-db}, target: 'postgresql://app@127.0.0.11/app?password=hunter2', tables",
+            "cutover.steps[2].target",
+            at="hunter2",
+            says="write target: {secret: <id>}",
+        ),
+        id="a database URL with a password in its query is a secret too",
+    ),
+    pytest.param(
+        Refusal(
+            "source: {secret: legacy-db}, target: {secret: cloud-db}, tables",
+            "source: 'not a url', target: {secret: cloud-db}, tables",
+            "cutover.steps[2].source",
+            at="not a url",
+            says="is not a database URL",
+        ),
+        id="a database URL written inline is a URL",
+    ),
+    pytest.param(
+        Refusal(
+            "\nretention:\n",
+            with_data("original: {secret: legacy-db}", "original: 'postgresql://repl:hunter2@127.0.0.11/app'"),
+            "data.original",
+            at="original: 'postgresql",
+            says="the database URL carries a password",
+        ),
+        id="the replicated original's URL with a password is a secret",
+    ),
+    pytest.param(
+        Refusal(
+            "  internal_tests:\n",
+            "  prepare:\n    - {kind: ssh, id: start-app, name: start, host: nowhere, run: [/srv/app/bin/appctl, start]}\n"
+            "  internal_tests:\n",
+            "test_platform.prepare[0].host",
+            at="id: start-app",
+            says="unknown host 'nowhere'",
+        ),
+        id="a preparation step runs on a known host",
     ),
     pytest.param(
         Refusal(
@@ -497,6 +548,43 @@ def test_a_data_section_declares_replication_both_ways_and_leaves_the_digest_of_
     assert "data" not in plain.model_dump(mode="json", exclude_none=True)
     spec = load_spec(write_spec(("\nretention:\n", with_data())))
     assert spec.data is not None and spec.data.replication == "postgresql-logical"
-    assert (spec.data.original.secret, spec.data.cloud.secret) == ("legacy-db", "cloud-db")
+    assert (spec.data.original, spec.data.cloud) == (SecretRef(secret="legacy-db"), SecretRef(secret="cloud-db"))
     assert spec.data.tables == ["public.insured", "public.payments"]
     assert spec.digest() != plain.digest()
+
+
+#: The example's digest before test_platform.prepare and inline database URLs existed (signatures bind to it).
+EXAMPLE_DIGEST = "sm3:33380a73a337d445d1ab81998583b85da24aa101fe570a3b0a667bf38f17800b"
+
+
+def test_a_database_url_without_a_password_may_be_written_inline(write_spec: WriteSpec) -> None:
+    path = write_spec(
+        (
+            "source: {secret: cloud-db}, target: {secret: legacy-db}",
+            "source: 'postgresql+psycopg://app@127.0.0.12/app', target: 'sqlite:////srv/app/app.db'",
+        ),
+        ("\nretention:\n", with_data("original: {secret: legacy-db}", "original: 'postgresql://repl@127.0.0.11/app'")),
+    )
+    spec = load_spec(path)
+    assert spec.rollback is not None and spec.data is not None
+    verify = next(s for s in spec.rollback.steps if isinstance(s, DataVerifyStep))
+    assert (verify.source, verify.target) == ("postgresql+psycopg://app@127.0.0.12/app", "sqlite:////srv/app/app.db")
+    assert spec.data.original == "postgresql://repl@127.0.0.11/app"
+    assert "postgresql://repl@127.0.0.11/app" not in spec.secret_names()
+
+
+def test_test_platform_preparation_runs_ssh_steps_and_a_spec_without_it_digests_as_before(
+    write_spec: WriteSpec,
+) -> None:
+    assert load_spec(EXAMPLE).digest() == EXAMPLE_DIGEST
+    prepare = (
+        "  prepare:\n"
+        "    - {kind: ssh, id: copy-data, name: 复制数据 copy data, host: cloud_test, run: [/srv/app/bin/pull-from, legacy]}\n"
+        "    - {kind: ssh, id: start-app, name: 启动应用 start the app, host: cloud_test, run: [/srv/app/bin/appctl, start]}\n"
+        "  internal_tests:\n"
+    )
+    spec = load_spec(write_spec(("  internal_tests:\n", prepare)))
+    assert spec.test_platform is not None
+    assert [s.id for s in spec.test_platform.prepare] == ["copy-data", "start-app"]
+    assert [s.id for s in spec.all_steps()][:2] == ["copy-data", "start-app"]
+    assert spec.digest() != EXAMPLE_DIGEST

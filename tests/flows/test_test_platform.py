@@ -12,8 +12,18 @@ import pytest
 
 from cutover import audit, lifecycle
 from cutover.claims import claim
-from cutover.errors import StressTestFailed, TrialRunNotOver
-from cutover.ledger import Decision, Ledger, LifecycleState, Party, Report, ReportKind, RunKind, StepStatus
+from cutover.errors import StressTestFailed, TestPlatformError, TrialRunNotOver
+from cutover.ledger import (
+    Decision,
+    Ledger,
+    LifecycleState,
+    Party,
+    Report,
+    ReportKind,
+    RunKind,
+    StepPhase,
+    StepStatus,
+)
 from cutover.runtime import register
 from cutover.settings import Settings
 from cutover.spec import Spec
@@ -83,6 +93,67 @@ def test_passing_tests_issue_the_report_and_make_the_system_report_ready(
     assert (rc.workdir / "report").is_dir()
     again = in_flow(lambda: run_stage(rc))
     assert again.digest == report.digest  # not tested again
+
+
+def on_cloud_test(step_id: str, *run: str) -> dict[str, Any]:
+    """A preparation step on the test platform's host."""
+    return {"kind": "ssh", "id": step_id, "name": step_id, "host": "cloud_test", "run": list(run)}
+
+
+def test_preparation_copies_the_data_and_starts_the_app_before_the_stress_test(
+    clean_estate: Any, ledger: Ledger, tmp_path: Path, prefect_server: Any
+) -> None:
+    stopped = clean_estate.run("cloud_test", "appctl", "stop")
+    assert stopped.returncode == 0, stopped.stderr
+    marker = unique_id("prepared")
+    prepare = [
+        on_cloud_test("count", "count-calls", marker),
+        on_cloud_test("copy-data", "pull-from", "legacy"),
+        on_cloud_test("start-app", "appctl", "start"),
+    ]
+    rc = context(clean_estate, ledger, tmp_path, thresholds={"min_rps": 1}, prepare=prepare)
+
+    in_flow(lambda: run_stage(rc))  # the stress test passed against the app the preparation started
+
+    assert lifecycle.current_state(ledger, rc.system_id) is LifecycleState.REPORT_READY
+    steps = [s for s in ledger.list_steps(rc.run.id) if s.phase is StepPhase.STRESS_TEST]
+    assert [(s.step_id, s.status) for s in steps] == [
+        ("count", StepStatus.SUCCEEDED),
+        ("copy-data", StepStatus.SUCCEEDED),
+        ("start-app", StepStatus.SUCCEEDED),
+    ]
+    stress = ledger.latest_stress_result(rc.system_id)
+    assert stress is not None and all(s.started_at <= stress.created_at for s in steps)
+    assert clean_estate.calls("cloud_test", marker) == 1
+
+
+def test_a_rerun_of_the_same_run_does_not_repeat_the_preparation_it_completed(
+    estate: Any, ledger: Ledger, tmp_path: Path, prefect_server: Any
+) -> None:
+    marker = unique_id("prepared")
+    prepare = [on_cloud_test("count", "count-calls", marker)]
+    rc = context(estate, ledger, tmp_path, thresholds={"p95_ms": 0.001, "min_rps": 1}, prepare=prepare)
+    with pytest.raises(StressTestFailed):
+        in_flow(lambda: run_stage(rc))
+
+    with pytest.raises(StressTestFailed):
+        in_flow(lambda: run_stage(rc))
+
+    assert estate.calls("cloud_test", marker) == 1
+    runs = [(s.attempt, s.status) for s in ledger.list_steps(rc.run.id) if s.step_id == "count"]
+    assert runs == [(1, StepStatus.SUCCEEDED)]
+
+
+def test_a_failed_preparation_stops_before_the_stress_test_naming_the_step(
+    estate: Any, ledger: Ledger, tmp_path: Path, prefect_server: Any
+) -> None:
+    rc = context(estate, ledger, tmp_path, prepare=[on_cloud_test("start-app", "appctl", "no-such-action")])
+
+    with pytest.raises(TestPlatformError, match="preparing the test platform failed at step start-app"):
+        in_flow(lambda: run_stage(rc))
+
+    assert ledger.latest_stress_result(rc.system_id) is None
+    assert lifecycle.current_state(ledger, rc.system_id) is LifecycleState.PLANNED
 
 
 def test_a_missed_threshold_stops_before_sign_off_and_the_lifecycle_stays(

@@ -44,6 +44,7 @@ def test_rollback_restores_traffic_and_the_rows_written_on_the_cloud(
     )
     steps = [(s.step_id, s.status) for s in rb_ledger.list_steps(outcome.run_id)]
     assert [k for k, _ in steps] == [
+        "auto-freeze-cloud",  # the demo spec does not freeze the cloud copy: the tool adds it, first
         "unfreeze-legacy",
         "reverse-sync",
         "verify-reverse",
@@ -52,6 +53,43 @@ def test_rollback_restores_traffic_and_the_rows_written_on_the_cloud(
     ]
     assert {status for _, status in steps} == {StepStatus.SUCCEEDED}
     assert rb_ledger.get_lock(retained.system_id) is None
+    assert outcome.plan_changes == [
+        "added step 'auto-freeze-cloud': writes on the cloud copy are frozen first (cutover step 'freeze''s command "
+        "on host 'cloud', where the cutover copied the data to), so no write acknowledged during the rollback is "
+        "lost; the cloud copy stays frozen afterwards, its data kept for inspection"
+    ]
+    assert "The tool made the order of the spec's steps safe: added step 'auto-freeze-cloud'" in outcome.summary()
+
+
+def test_a_rollback_written_in_a_losing_order_runs_safely_and_leaves_the_original_writable_and_serving(
+    clean_estate: Estate, rb_ledger: Ledger, settings: Settings
+) -> None:
+    spec = estate_spec(clean_estate)
+    assert spec.rollback is not None
+    steps = {s.id: s.model_dump(mode="json", exclude_none=True) for s in spec.rollback.steps}
+    backwards = {"steps": [steps["route-back"], steps["reverse-sync"], steps["unfreeze-legacy"]]}
+    badly_ordered = estate_spec(clean_estate, system_id=spec.system.id, rollback=backwards)
+    retained = cut_over_for_real(clean_estate, rb_ledger, badly_ordered, settings)
+    written = pay_through_gateway(clean_estate, 3)
+    lines: list[str] = []
+
+    outcome = run_rollback(retained.spec, rb_ledger, actor="test", settings=settings, log=lines.append)
+
+    assert outcome.state is RollbackState.SUCCEEDED, outcome.summary()
+    assert [s.step_id for s in rb_ledger.list_steps(outcome.run_id)] == [
+        "auto-freeze-cloud",
+        "unfreeze-legacy",
+        "reverse-sync",
+        "auto-verify-rows-back",
+        "route-back",
+    ]
+    assert set(written) <= payment_ids(clean_estate, "legacy")
+    assert whoami(clean_estate) == "legacy"
+    assert pay_through_gateway(clean_estate, 1)  # the original takes writes again
+    said = "\n".join(lines)
+    assert "rollback order made safe: moved step 'unfreeze-legacy': the original is made writable before" in said
+    assert "moved step 'route-back': the traffic goes back last" in said
+    assert "added step 'auto-verify-rows-back': the cutover verified the data (step 'verify-rows')" in said
 
 
 def test_a_failed_step_ends_incomplete_naming_what_is_left_and_a_retry_repeats_no_completed_step(

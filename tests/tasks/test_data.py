@@ -9,7 +9,10 @@ import pytest
 import sqlalchemy as sa
 
 from cutover.errors import DataMismatch
+from cutover.secrets import redact, resolve
+from cutover.spec import DataVerifyStep, Spec
 from tasks.data import verify_databases
+from tests.specbuilder import base_spec
 
 ROWS = 500
 SCHEMA = (
@@ -81,3 +84,22 @@ def test_two_postgresql_databases_match_and_the_detail_is_json_ready(make_pg_dat
     detail = result.as_detail()["payments"]
     assert detail["source_rows"] == detail["target_rows"] == ROWS
     assert detail["source_checksum"] == detail["target_checksum"]
+
+
+def test_a_step_naming_its_sqlite_files_inline_resolves_them_as_written_and_compares_them(
+    sqlite_db: Callable[[str], str],
+) -> None:
+    source, target = fill(sqlite_db("legacy")), fill(sqlite_db("cloud"), reverse=True)
+    data = base_spec()
+    verify = {"kind": "data_verify", "id": "verify", "name": "verify", "source": source, "target": target}
+    data["cutover"]["steps"] = [{**verify, "tables": ["payments", "insured"]}]
+    spec = Spec.model_validate(data)
+    assert spec.cutover is not None
+    step = spec.cutover.steps[0]
+    assert isinstance(step, DataVerifyStep)
+
+    urls = [resolve(spec, step.source).get_secret_value(), resolve(spec, step.target).get_secret_value()]
+
+    assert urls == [source, target]
+    assert verify_databases(urls[0], urls[1], step.tables).matches
+    assert redact(f"compared {source}") == f"compared {source}"  # no secret: nothing is masked
