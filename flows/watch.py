@@ -72,7 +72,7 @@ async def watch_loop(
     concurrency: int = 32,
     handover_s: float = 0.0,
 ) -> list[SweepReport]:
-    """Sweep, then sleep until the next system is due, until ``duration_s`` has passed.
+    """Sweep every tick (measured from one sweep's start to the next), until ``duration_s`` has passed.
 
     Past ``duration_s - handover_s`` (the newer run has started), a sweep that lost every due
     check to another watcher ends the loop: the hand-over is done.
@@ -81,7 +81,8 @@ async def watch_loop(
     handing_over = end - handover_s
     reports: list[SweepReport] = []
     while True:
-        state.yielding = time.monotonic() > handing_over
+        swept = time.monotonic()
+        state.yielding = swept > handing_over
         specs = await asyncio.to_thread(index.specs)
         report = await sweep_once(ledger, specs, hooks, state, settings=settings, concurrency=concurrency)
         reports.append(report)
@@ -90,4 +91,4 @@ async def watch_loop(
         tick = min(max(min(intervals), MIN_TICK_S), MAX_TICK_S) / (2 if report.lost else 1)
         if time.monotonic() + tick > end or (report.lost and not report.probes and state.yielding):
             return reports
-        await asyncio.sleep(tick)
+        await asyncio.sleep(max(0.0, swept + tick - time.monotonic()))  # a sweep's own time is not added
