@@ -5,7 +5,10 @@ probes the health checks of the migrated system (``cutover.health``) that are du
 at once, one async HTTP pool (:func:`tasks.health.sweep`) — and, less often, the original's
 readiness for rollback (:mod:`flows._watch_ready`). Every probe is folded into the ledger's
 hourly health rows (:meth:`Ledger.record_health`), which carry each check's count of consecutive
-failures. Then, per system:
+failures. A due check is probed only once this watcher has claimed it in the ledger
+(:meth:`Ledger.claim_probes`): while two watch runs overlap at a hand-over, each check is probed by
+one of them per interval, and the count goes on from the row, neither reset nor counted twice.
+Then, per system:
 
 - a health check failed ``retention.watch.failures_to_rollback`` (K) times in a row → the
   ``rollback`` hook is called, once per system per watcher (again at the next sweep if the hook
@@ -21,12 +24,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from cutover.errors import SpecError
-from cutover.ledger import HealthProbe, Ledger, LifecycleState
+from cutover.ledger import YIELD_AFTER, HealthProbe, Ledger, LifecycleState, ProbeClaim
 from cutover.settings import Settings
 from cutover.spec import HttpCheckStep, Spec
 from cutover.spec_loader import load, spec_files
@@ -86,6 +89,8 @@ class WatchState:
     last_health: dict[str, float] = field(default_factory=dict)
     last_ready: dict[str, float] = field(default_factory=dict)
     requested: dict[str, str] = field(default_factory=dict)  # system -> what the rollback hook started
+    claimed: dict[tuple[str, str], datetime] = field(default_factory=dict)  # (system, check) -> my last claim
+    yielding: bool = False  # handing over to a newer watch run: probe only what it leaves
 
 
 @dataclass
@@ -95,6 +100,7 @@ class SweepReport:
     systems: int = 0
     probes: int = 0
     failed: int = 0
+    lost: int = 0  # due checks another watcher had claimed (a hand-over is under way)
     readiness_checked: int = 0
     rollbacks: dict[str, str] = field(default_factory=dict)
     alerts: dict[str, str] = field(default_factory=dict)
@@ -131,9 +137,12 @@ async def sweep_once(
     due = [spec for spec in watched if _due(state.last_health, spec, _interval(spec), now)]
     ready_due = [spec for spec in watched if _due(state.last_ready, spec, state.readiness_every.total_seconds(), now)]
     readiness = await _probe_readiness(ready_due, settings)
-    probes, streaks = await _probe_and_record(ledger, due, readiness, concurrency)
+    claimed = await asyncio.to_thread(_claim, ledger, due, state)
+    report.lost = sum(len(_checks(spec)) for spec in due) - len(claimed)
+    probes, streaks = await _probe_and_record(ledger, due, claimed, readiness, concurrency)
     for spec in due:
-        state.last_health[spec.system.id] = now
+        if any(key[0] == spec.system.id for key in claimed):  # lost ones: asked again next sweep
+            state.last_health[spec.system.id] = now
     for spec in ready_due:
         state.last_ready[spec.system.id] = now
     _tally(report, probes, readiness)
@@ -142,19 +151,37 @@ async def sweep_once(
     return report
 
 
+def _claim(ledger: Ledger, due: list[Spec], state: WatchState) -> dict[tuple[str, str], datetime]:
+    """Claim the due checks in the ledger; the ones this watcher may probe, at their claim times."""
+    wanted = [
+        ProbeClaim(spec.system.id, c.id, spec.retention.watch.interval, state.claimed.get((spec.system.id, c.id)))
+        for spec in due
+        for c in _checks(spec)
+    ]
+    if state.yielding:
+        wanted = [replace(claim, mine=None, after=YIELD_AFTER) for claim in wanted]
+    claimed = ledger.claim_probes(wanted) if wanted else {}
+    state.claimed.update(claimed)
+    return claimed
+
+
 async def _probe_and_record(
-    ledger: Ledger, due: list[Spec], readiness: dict[str, list[Readiness]], concurrency: int
+    ledger: Ledger,
+    due: list[Spec],
+    claimed: dict[tuple[str, str], datetime],
+    readiness: dict[str, list[Readiness]],
+    concurrency: int,
 ) -> tuple[list[tuple[str, Probe]], dict[tuple[str, str], int]]:
-    """Probe in batches, recording each batch (on a thread) while the next one is probed."""
+    """Probe the claimed checks in batches, recording each batch (on a thread) while the next one is probed."""
     probes: list[tuple[str, Probe]] = []
     streaks = await asyncio.to_thread(ledger.record_health, _health_probes([], readiness))
     recording: asyncio.Task[dict[tuple[str, str], int]] | None = None
     for start in range(0, len(due), RECORD_BATCH):
-        batch = await _probe_health(due[start : start + RECORD_BATCH], concurrency)
+        batch = await _probe_health(due[start : start + RECORD_BATCH], concurrency, claimed)
         probes += batch
         if recording is not None:
             streaks.update(await recording)
-        recording = asyncio.create_task(asyncio.to_thread(ledger.record_health, _health_probes(batch, {})))
+        recording = asyncio.create_task(asyncio.to_thread(ledger.record_health, _health_probes(batch, {}, claimed)))
     if recording is not None:
         streaks.update(await recording)
     return probes, streaks
@@ -187,13 +214,19 @@ def _checks(spec: Spec) -> list[HttpCheckStep]:
     return list(spec.cutover.health) if spec.cutover else []
 
 
-async def _probe_health(due: list[Spec], concurrency: int) -> list[tuple[str, Probe]]:
+async def _probe_health(
+    due: list[Spec], concurrency: int, claimed: dict[tuple[str, str], datetime]
+) -> list[tuple[str, Probe]]:
     """Probe every due check; ``concurrency`` requests in flight, over pools of at most ``POOL_SIZE``.
 
     httpx's connection pool scans its connections on every request, so one pool of hundreds
     costs more CPU than the requests themselves; several small pools keep that cost flat.
     """
-    owners = [(spec.system.id, check) for spec in due for check in _checks(spec)]
+    owners = [
+        (spec.system.id, check) for spec in due for check in _checks(spec) if (spec.system.id, check.id) in claimed
+    ]
+    if not owners:
+        return []
     shards = max(1, min(len(owners), -(-concurrency // POOL_SIZE)))
     parts = [owners[i::shards] for i in range(shards)]
     results = await asyncio.gather(*(sweep([c for _, c in part], concurrency=POOL_SIZE) for part in parts))
@@ -214,8 +247,15 @@ async def _probe_readiness(due: list[Spec], settings: Settings, parallel: int = 
     return dict(await asyncio.gather(*(one(spec) for spec in due)))
 
 
-def _health_probes(probes: Iterable[tuple[str, Probe]], readiness: dict[str, list[Readiness]]) -> list[HealthProbe]:
-    rows = [HealthProbe(system_id, p.check, p.passed, p.latency_ms) for system_id, p in probes]
+def _health_probes(
+    probes: Iterable[tuple[str, Probe]],
+    readiness: dict[str, list[Readiness]],
+    claimed: dict[tuple[str, str], datetime] | None = None,
+) -> list[HealthProbe]:
+    at = claimed or {}
+    rows = [
+        HealthProbe(system_id, p.check, p.passed, p.latency_ms, at.get((system_id, p.check))) for system_id, p in probes
+    ]
     for system_id, checks in readiness.items():
         rows += [HealthProbe(system_id, r.check, r.passed, r.latency_ms) for r in checks]
     return rows

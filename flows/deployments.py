@@ -111,6 +111,14 @@ class Deployment:
 
 
 _WATCH_EVERY = timedelta(minutes=5)
+#: How long a watch run goes on after the next one was scheduled: longer than a run takes to start
+#: (a cold start on a loaded machine ~16 s, plus the worker's polling), so one run always watches.
+_WATCH_HANDOVER = timedelta(minutes=1)
+
+
+def _watch_parameters(every: timedelta, handover: timedelta = _WATCH_HANDOVER) -> dict[str, float]:
+    return {"duration_s": (every + handover).total_seconds(), "handover_s": handover.total_seconds()}
+
 
 #: Seconds between two heartbeats of every flow run of these deployments (Prefect's zombie detection,
 #: see flows.recovery); set in the runs' environment through the deployments' job variables.
@@ -138,7 +146,8 @@ DEPLOYMENTS: Mapping[str, Deployment] = {
             entrypoint="flows.watch.watch_retention",
             description="保留期监控 Watch every retained system; roll back automatically after K failed checks.",
             tags=("cutover", "watch"),
-            parameters={"duration_s": _WATCH_EVERY.total_seconds()},
+            parameters=_watch_parameters(_WATCH_EVERY),
+            concurrency_limit=2,  # the next run starts while the previous one hands over
             interval=_WATCH_EVERY,
         ),
         Deployment(
@@ -266,10 +275,16 @@ def ensure_recover_deployment(*, work_pool: str = DEFAULT_POOL) -> UUID:
 
 
 def ensure_watch_deployment(
-    *, every: timedelta = _WATCH_EVERY, work_pool: str = DEFAULT_POOL, paused: bool = False
+    *,
+    every: timedelta = _WATCH_EVERY,
+    handover: timedelta = _WATCH_HANDOVER,
+    work_pool: str = DEFAULT_POOL,
+    paused: bool = False,
 ) -> UUID:
-    """The scheduled ``watch-retention/watch`` deployment: every ``every``, a run that watches for ``every``."""
-    watch = replace(DEPLOYMENTS["watch"], parameters={"duration_s": every.total_seconds()}, interval=every)
+    """The scheduled ``watch-retention/watch`` deployment: every ``every``, a run that watches for
+    ``every`` plus ``handover`` (two runs at a time: the next starts while this one still watches).
+    """
+    watch = replace(DEPLOYMENTS["watch"], parameters=_watch_parameters(every, handover), interval=every)
     return _apply(watch, work_pool=work_pool, paused=paused)
 
 

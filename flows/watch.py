@@ -1,9 +1,17 @@
 """Watching during retention: every retained system's health, its original's readiness, automatic rollback.
 
 Deployed as ``watch-retention/watch`` (see :func:`flows.deployments.ensure_watch_deployment`):
-scheduled every 5 minutes, one run at a time, each run watching for ``duration_s`` — sweeping at
-the shortest ``retention.watch.interval`` of the retained systems, each system probed at its own
-interval. With ``duration_s=0`` a run is a single sweep. What a sweep does and decides is in
+scheduled every 5 minutes, two runs at a time, each run watching for 5 minutes plus
+``handover_s`` — sweeping at the shortest ``retention.watch.interval`` of the retained systems,
+each system probed at its own interval. With ``duration_s=0`` a run is a single sweep.
+
+No blind spot at the hand-over: the next run starts before the previous one ends, and the two
+share the work through the ledger (:meth:`cutover.ledger.Ledger.claim_probes`), each check
+probed by one of them per interval, its failure count carried in the ledger's row. A run that
+finds its checks taken by another sweeps twice as often, so it takes them over within about half
+an interval once the other ends. Past ``duration_s - handover_s`` a run yields: it probes a check
+only when nobody has for 1.25 intervals (the newer run claims at 0.9), and it ends as soon as a
+sweep finds every due check taken by the newer run. What a sweep does and decides is in
 :mod:`flows._watch_sweep`; what it does about it (rollback, alert) in :mod:`flows._watch_hooks`.
 """
 
@@ -30,7 +38,9 @@ MIN_TICK_S, MAX_TICK_S = 0.5, 60.0
 
 
 @flow(name="watch-retention", persist_result=False, log_prints=False)
-async def watch_retention(duration_s: float = 0.0, readiness_every_s: float = 300.0, concurrency: int = 32) -> str:
+async def watch_retention(
+    duration_s: float = 0.0, readiness_every_s: float = 300.0, concurrency: int = 32, handover_s: float = 0.0
+) -> str:
     """Sweep every retained system (once, or for ``duration_s``); roll back after K failed checks."""
     settings = get_settings()
     ledger = open_ledger(settings)
@@ -45,6 +55,7 @@ async def watch_retention(duration_s: float = 0.0, readiness_every_s: float = 30
             settings=settings,
             duration_s=duration_s,
             concurrency=concurrency,
+            handover_s=handover_s,
         )
     requested = {s: r for report in reports for s, r in report.rollbacks.items()}
     return f"{len(reports)} sweeps; rollbacks requested: {requested or 'none'}"
@@ -59,17 +70,25 @@ async def watch_loop(
     settings: Settings,
     duration_s: float,
     concurrency: int = 32,
+    handover_s: float = 0.0,
 ) -> list[SweepReport]:
-    """Sweep, then sleep until the next system is due, until ``duration_s`` has passed."""
+    """Sweep every tick (measured from one sweep's start to the next), until ``duration_s`` has passed.
+
+    Past ``duration_s - handover_s`` (the newer run has started), a sweep that lost every due
+    check to another watcher ends the loop: the hand-over is done.
+    """
     end = time.monotonic() + duration_s
+    handing_over = end - handover_s
     reports: list[SweepReport] = []
     while True:
+        swept = time.monotonic()
+        state.yielding = swept > handing_over
         specs = await asyncio.to_thread(index.specs)
         report = await sweep_once(ledger, specs, hooks, state, settings=settings, concurrency=concurrency)
         reports.append(report)
         run_logger().info("sweep: %s", report.describe())
         intervals = [s.retention.watch.interval.total_seconds() for s in specs.values()] or [MAX_TICK_S]
-        tick = min(max(min(intervals), MIN_TICK_S), MAX_TICK_S)
-        if time.monotonic() + tick > end:
+        tick = min(max(min(intervals), MIN_TICK_S), MAX_TICK_S) / (2 if report.lost else 1)
+        if time.monotonic() + tick > end or (report.lost and not report.probes and state.yielding):
             return reports
-        await asyncio.sleep(tick)
+        await asyncio.sleep(max(0.0, swept + tick - time.monotonic()))  # a sweep's own time is not added

@@ -13,6 +13,10 @@ report's resume within seconds of the click. A flow run then starts in well unde
 the worker picks it up; this project's own code is still imported by the run, so a redeployed
 flow is picked up by the next run.
 
+One more warm process is kept for rollback runs only (flow ``rollback``, automatic or one-click):
+a scheduled watch or a cutover holding the shared warm processes never makes a rollback wait for
+a cold start. It is replaced as soon as a rollback takes it.
+
 A pool whose job template sets an explicit ``command`` runs that command instead, exactly as the
 process worker does. It builds on Prefect 3.9's runner (``FlowRunExecutorContext``, process
 handles, the control channel for cancellation), hence ``prefect>=3.9.1``;
@@ -64,13 +68,20 @@ class CutoverWorker(ProcessWorker):
     _documentation_url = "https://www.prefect.io/docs/latest/concepts/workers"
 
     def __init__(
-        self, *args: Any, warm_processes: int | None = None, warm_max_age_s: float | None = None, **kwargs: Any
+        self,
+        *args: Any,
+        warm_processes: int | None = None,
+        warm_max_age_s: float | None = None,
+        rollback_reserve: int = 1,
+        **kwargs: Any,
     ) -> None:
         check_prefect_version(prefect.__version__)  # one line naming the fallback, not a traceback
         super().__init__(*args, **kwargs)
         settings = get_settings()  # CUTOVER_WARM_PROCESSES, CUTOVER_WARM_MAX_AGE_S
         self.warm = WarmProcesses(
-            size=warm_processes or settings.warm_processes, max_age_s=warm_max_age_s or settings.warm_max_age_s
+            size=warm_processes or settings.warm_processes,
+            max_age_s=warm_max_age_s or settings.warm_max_age_s,
+            reserved=rollback_reserve,
         )
 
     async def setup(self) -> None:
@@ -133,6 +144,7 @@ class CutoverWorker(ProcessWorker):
                 env=configuration.env,
                 stream_output=configuration.stream_output,
                 control_channel=ctx.control_channel,
+                flow_name=configuration.labels.get("prefect.io/flow-name"),
             )
             executor = ctx.create_executor(
                 flow_run, starter, resolve_flow=load_flow_from_flow_run, propose_submitting=False

@@ -1,7 +1,9 @@
 """Warm processes for the cutover worker: started ahead of time, handed one flow run each.
 
-:class:`WarmProcesses` keeps ``size`` processes of :mod:`worker._zygote` ready. :meth:`take`
-hands one out (and starts its replacement); :meth:`refresh` replaces any that died or grew older
+:class:`WarmProcesses` keeps ``size`` processes of :mod:`worker._zygote` ready, plus ``reserved``
+more that only runs of the flows in ``reserved_for`` (the rollback) may take: a rollback never
+waits for a cold start because a watch or cutover run holds the shared ones. :meth:`take`
+hands one out (and starts its replacement at once); :meth:`refresh` replaces any that died or grew older
 than ``max_age_s`` (so an upgraded library is picked up within that time); :meth:`close` ends the
 idle ones. :class:`WarmEngineStarter` is the Prefect runner "starter" that gives a flow run to a
 warm process with the environment ``python -m prefect.engine`` would have received.
@@ -14,6 +16,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,7 +31,10 @@ if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
     from prefect.runner._control_channel import ControlChannel
 
-__all__ = ["WarmEngineStarter", "WarmProcess", "WarmProcesses", "zygote_command"]
+__all__ = ["RESERVED_FOR", "WarmEngineStarter", "WarmProcess", "WarmProcesses", "zygote_command"]
+
+#: The flows whose runs may take the reserved warm processes: the rollback, automatic or one-click.
+RESERVED_FOR = frozenset({"rollback"})
 
 
 def zygote_command() -> list[str]:
@@ -73,14 +79,24 @@ class WarmProcess:
 
 
 class WarmProcesses:
-    """A few warm processes kept ready for the next flow runs."""
+    """A few warm processes kept ready for the next flow runs; ``reserved`` more for ``reserved_for``."""
 
-    def __init__(self, *, size: int = 1, max_age_s: float = 900.0) -> None:
-        if size < 1:
-            raise ValueError("at least one warm process is needed")
+    def __init__(
+        self,
+        *,
+        size: int = 1,
+        max_age_s: float = 900.0,
+        reserved: int = 0,
+        reserved_for: Iterable[str] = RESERVED_FOR,
+    ) -> None:
+        if size < 1 or reserved < 0:
+            raise ValueError("at least one warm process is needed, and no negative reserve")
         self.size = size
+        self.reserved = reserved
+        self.reserved_for = frozenset(reserved_for)
         self.max_age_s = max_age_s
         self._ready: list[WarmProcess] = []
+        self._reserve: list[WarmProcess] = []
         self._filling = anyio.Lock()
 
     async def _start_one(self) -> WarmProcess:
@@ -88,26 +104,37 @@ class WarmProcesses:
         return WarmProcess(process)
 
     async def fill(self) -> None:
-        """Start processes until ``size`` are ready."""
+        """Start processes until ``size`` are ready, and ``reserved`` in the reserve."""
         async with self._filling:
+            while len(self._reserve) < self.reserved:
+                self._reserve.append(await self._start_one())
             while len(self._ready) < self.size:
                 self._ready.append(await self._start_one())
 
-    async def take(self) -> WarmProcess:
-        """A ready process (started now if none is), its replacement started in its place."""
-        while self._ready:
-            candidate = self._ready.pop(0)
-            if candidate.alive():
-                break
-            await candidate.retire()
-        else:
-            candidate = await self._start_one()
+    async def take(self, flow_name: str | None = None) -> WarmProcess:
+        """A ready process (started now if none is), its replacement started in its place.
+
+        A run of a flow in ``reserved_for`` takes from the reserve first; other runs never do.
+        """
+        shelves = [self._reserve, self._ready] if flow_name in self.reserved_for else [self._ready]
+        candidate = await self._first_alive(shelves) or await self._start_one()
         await self.fill()
         return candidate
 
-    async def hand_over(self, cwd: Path | str, env: dict[str, str], *, quiet: bool = False) -> WarmProcess:
+    async def _first_alive(self, shelves: list[list[WarmProcess]]) -> WarmProcess | None:
+        for shelf in shelves:
+            while shelf:
+                candidate = shelf.pop(0)
+                if candidate.alive():
+                    return candidate
+                await candidate.retire()
+        return None
+
+    async def hand_over(
+        self, cwd: Path | str, env: dict[str, str], *, quiet: bool = False, flow_name: str | None = None
+    ) -> WarmProcess:
         """Give a flow run to a warm process; one that died meanwhile is replaced by a new one."""
-        warm = await self.take()
+        warm = await self.take(flow_name)
         try:
             await warm.give(cwd, env, quiet=quiet)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
@@ -118,24 +145,30 @@ class WarmProcesses:
 
     async def refresh(self) -> None:
         """Replace the processes that died or are older than ``max_age_s``."""
-        keep: list[WarmProcess] = []
-        for warm in self._ready:
-            if warm.alive() and warm.age_s() < self.max_age_s:
-                keep.append(warm)
-            else:
-                await warm.retire()
-        self._ready = keep
+        for shelf in (self._ready, self._reserve):
+            keep: list[WarmProcess] = []
+            for warm in shelf:
+                if warm.alive() and warm.age_s() < self.max_age_s:
+                    keep.append(warm)
+                else:
+                    await warm.retire()
+            shelf[:] = keep
         await self.fill()
 
     async def close(self) -> None:
         """End every idle process."""
-        ready, self._ready = self._ready, []
-        for warm in ready:
+        idle = self._ready + self._reserve
+        self._ready, self._reserve = [], []
+        for warm in idle:
             await warm.retire()
 
     def pids(self) -> list[int]:
-        """Process ids of the ready processes (for tests and status output)."""
+        """Process ids of the ready shared processes (for tests and status output)."""
         return [warm.process.pid for warm in self._ready]
+
+    def reserved_pids(self) -> list[int]:
+        """Process ids of the ready processes kept for ``reserved_for`` runs."""
+        return [warm.process.pid for warm in self._reserve]
 
 
 class WarmEngineStarter:
@@ -149,8 +182,10 @@ class WarmEngineStarter:
         env: dict[str, str | None],
         stream_output: bool = True,
         control_channel: ControlChannel | None = None,
+        flow_name: str | None = None,
     ) -> None:
         self._warm = warm
+        self._flow_name = flow_name
         self._cwd = cwd
         self._env = env
         self._stream_output = stream_output
@@ -189,7 +224,7 @@ class WarmEngineStarter:
         handed_off = False
         try:
             env = self._run_env(flow_run, control_env)
-            warm = await self._warm.hand_over(self._cwd, env, quiet=not self._stream_output)
+            warm = await self._warm.hand_over(self._cwd, env, quiet=not self._stream_output, flow_name=self._flow_name)
             task_status.started(ProcessHandle(warm.process))
             handed_off = True
             await warm.process.wait()

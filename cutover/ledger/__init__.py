@@ -18,6 +18,7 @@ Public surface::
                   approver_key_by_fingerprint  approver_keys   (cutover.approvers adds the audit)
       watching    open_retention_window  current_retention_window  close_retention_window
                   list_open_retention_windows  record_health(HealthProbe...)
+                  claim_probes(ProbeClaim...)   (the hand-over lease between watch runs)
                   consecutive_failures  health_history  record_stress_result  latest_stress_result
     ledger_of(session)                 the Ledger that opened a session
     plain_json(value)                  a value as the ledger stores JSON (datetimes, enums made plain)
@@ -74,9 +75,10 @@ from cutover.ledger._models import (
 )
 from cutover.ledger._runs import StepClaim, step_record_digest
 from cutover.ledger._systems import SystemUpsert
-from cutover.ledger._watch import HealthProbe
+from cutover.ledger._watch import YIELD_AFTER, HealthProbe, ProbeClaim
 
 __all__ = [
+    "YIELD_AFTER",
     "Approver",
     "ApproverKey",
     "AuditChainHead",
@@ -92,6 +94,7 @@ __all__ = [
     "Lock",
     "Party",
     "PlanEntry",
+    "ProbeClaim",
     "ProbeStatus",
     "Report",
     "ReportKind",

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from cutover.errors import LedgerError
-from cutover.ledger._core import LedgerCore, insert_unless_present, plain_json
+from cutover.ledger._core import LedgerCore, insert_unless_present, plain_json, rowcount
 from cutover.ledger._enums import ProbeStatus, RetentionCloseReason
 from cutover.ledger._models import HealthObservation, RetentionWindow, StressResult
 
@@ -30,6 +30,30 @@ class HealthProbe:
     passed: bool
     latency_ms: float
     at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ProbeClaim:
+    """A watcher asking to probe one check now: due ``every`` after its last probe by anyone.
+
+    ``mine`` is the time of this watcher's own last claim of the check (None if it has none): a
+    check this watcher probed last is its own to probe again whenever its schedule says so.
+    Otherwise it is claimable ``after`` × ``every`` after its last probe: a watch run handing over
+    asks with ``YIELD_AFTER``, later than the newer run's ``CLAIM_EARLY``, so the newer one takes it.
+    """
+
+    system_id: str
+    check_name: str
+    every: timedelta
+    mine: datetime | None = None
+    after: float = 0.9
+
+
+#: A check is claimable by another watcher this early (as a fraction of its interval): a little
+#: early rather than a tick late, never so early that two watchers probe it in one interval.
+CLAIM_EARLY = 0.9
+#: A watch run handing over probes a check only this late, if the newer run has not (see watch.py).
+YIELD_AFTER = 1.25
 
 
 def bucket_of(at: datetime) -> datetime:
@@ -114,6 +138,47 @@ class WatchRepository(LedgerCore):
             s.flush()
         return streaks
 
+    def claim_probes(
+        self, claims: Iterable[ProbeClaim], *, session: Session | None = None
+    ) -> dict[tuple[str, str], datetime]:
+        """The checks this watcher may probe now, with the claim time to record their probes at.
+
+        The hand-over lease between watch runs, per check, in the check's newest health row: a
+        check is claimed by moving its ``last_at`` to now, only if nobody moved it since this
+        watcher's own last claim (``mine``) or since ``after`` × ``every`` ago. Of two
+        watchers exactly one claims a check in an interval, so a probe is neither lost nor counted
+        twice (the consecutive-failure count lives in the same row). A check's first row, or the
+        first of a new hour, is inserted by the claim, carrying the count; the unique key decides
+        a race. Record the probes with ``HealthProbe(at=<claim time>)``.
+        """
+        wanted = list(claims)
+        claimed: dict[tuple[str, str], datetime] = {}
+        with self._tx(session) as s:
+            at = self.now()
+            latest = self._latest_observations(s, {(c.system_id, c.check_name) for c in wanted})
+            for claim in wanted:
+                key = (claim.system_id, claim.check_name)
+                row = latest.get(key)
+                if row is not None and not _claimable(row, claim, at):
+                    continue
+                if self._take(s, claim, row, at):
+                    claimed[key] = at
+        return claimed
+
+    def _take(self, s: Session, claim: ProbeClaim, row: HealthObservation | None, at: datetime) -> bool:
+        if row is not None and row.bucket_start == bucket_of(at):
+            moved = s.execute(
+                sa.update(HealthObservation)
+                .where(HealthObservation.id == row.id, HealthObservation.last_at == row.last_at)
+                .values(last_at=at)
+            )
+            return rowcount(moved) == 1
+        carried = 0 if row is None else row.consecutive_failures
+        probe = HealthProbe(claim.system_id, claim.check_name, passed=True, latency_ms=0.0, at=at)
+        fresh = self._bucket_row(probe, at, carried)
+        fresh.last_status = ProbeStatus.PASSED if row is None else row.last_status
+        return insert_unless_present(s, fresh)
+
     def consecutive_failures(self, system_id: str, check_name: str) -> int:
         """How many probes of the check have failed in a row, up to the latest."""
         with self.session() as s:
@@ -176,7 +241,19 @@ class WatchRepository(LedgerCore):
         return found
 
     def _new_bucket(self, s: Session, probe: HealthProbe, at: datetime, carried: int) -> HealthObservation:
-        row = HealthObservation(
+        row = self._bucket_row(probe, at, carried)
+        if insert_unless_present(s, row):
+            return row
+        latest = self._latest_observation(s, probe.system_id, probe.check_name)
+        if latest is None:
+            raise LedgerError(
+                f"could not record health of {probe.check_name!r} for system "
+                f"{probe.system_id!r}: is the system registered in the ledger?"
+            )
+        return latest
+
+    def _bucket_row(self, probe: HealthProbe, at: datetime, carried: int) -> HealthObservation:
+        return HealthObservation(
             system_id=probe.system_id,
             check_name=probe.check_name,
             bucket_start=bucket_of(at),
@@ -188,15 +265,6 @@ class WatchRepository(LedgerCore):
             last_at=at,
             consecutive_failures=carried,
         )
-        if insert_unless_present(s, row):
-            return row
-        latest = self._latest_observation(s, probe.system_id, probe.check_name)
-        if latest is None:
-            raise LedgerError(
-                f"could not record health of {probe.check_name!r} for system "
-                f"{probe.system_id!r}: is the system registered in the ledger?"
-            )
-        return latest
 
     def _latest_observation(self, s: Session, system_id: str, check_name: str) -> HealthObservation | None:
         statement = (
@@ -238,3 +306,8 @@ class WatchRepository(LedgerCore):
         statement = sa.select(StressResult).where(StressResult.system_id == system_id)
         with self.session() as s:
             return s.scalars(statement.order_by(StressResult.id.desc()).limit(1)).first()
+
+
+def _claimable(row: HealthObservation, claim: ProbeClaim, at: datetime) -> bool:
+    """Nobody probed the check since this watcher did, or not within most of its interval."""
+    return row.last_at == claim.mine or row.last_at <= at - claim.every * claim.after

@@ -30,6 +30,7 @@ from tests.fixtures.prefect_server import (
     wait_for_worker,
 )
 from tests.fixtures.probe_flow import probe
+from tests.worker.rollback_probe import rollback_probe
 from worker import WORKER_TYPE
 from worker._warm import WarmProcess, WarmProcesses, zygote_command
 from worker._zygote import PRELOAD
@@ -76,6 +77,23 @@ def test_taking_a_warm_process_starts_its_replacement_and_close_ends_them() -> N
         assert warm.pids() == []
         with pytest.raises(ProcessLookupError):
             os.kill(replacement, 0)
+
+    anyio.run(scenario)
+
+
+def test_a_rollback_takes_the_reserved_warm_process_which_other_runs_never_take() -> None:
+    async def scenario() -> None:
+        warm = WarmProcesses(size=1, reserved=1)
+        await warm.fill()
+        reserved = warm.reserved_pids()
+        busy = [await warm.take("watch-retention"), await warm.take("cutover")]
+        assert reserved and not {w.process.pid for w in busy} & set(reserved)
+        rollback = await warm.take("rollback")
+        assert [rollback.process.pid] == reserved
+        assert len(warm.reserved_pids()) == 1 and warm.reserved_pids() != reserved  # refilled at once
+        for taken in (*busy, rollback):
+            await taken.retire()
+        await warm.close()
 
     anyio.run(scenario)
 
@@ -194,6 +212,37 @@ def test_a_run_in_a_warm_process_is_cancelled_from_the_api_and_its_process_ends(
     assert final.state is not None and final.state.type == StateType.CANCELLED, final.state
     pid = json.loads(out.read_text(encoding="utf-8"))["pid"]
     wait_until(lambda: not Path(f"/proc/{pid}").exists(), what=f"process {pid} to end", timeout_s=60)
+
+
+def test_a_rollback_run_starts_in_a_warm_process_while_watch_and_cutover_runs_hold_the_others(
+    warm_worker: str, tmp_path: Path
+) -> None:
+    busy_deployment = probe.to_deployment(name="warm-busy", entrypoint_type=EntrypointType.MODULE_PATH)
+    rollback_deployment = rollback_probe.to_deployment(name="warm-rollback", entrypoint_type=EntrypointType.MODULE_PATH)
+    assert isinstance(busy_deployment, RunnerDeployment) and isinstance(rollback_deployment, RunnerDeployment)
+    busy_id, rollback_id = (
+        busy_deployment.apply(work_pool_name=warm_worker),
+        rollback_deployment.apply(work_pool_name=warm_worker),
+    )
+    with get_client(sync_client=True) as client:
+        busy = [
+            client.create_flow_run_from_deployment(
+                busy_id, parameters={"out": str(tmp_path / f"busy-{n}.json"), "sleep_s": 120}
+            )
+            for n in range(2)
+        ]
+        for n in range(2):
+            wait_until((tmp_path / f"busy-{n}.json").exists, what=f"busy run {n} to start", timeout_s=60)
+        try:
+            run, seen = _run_probe(rollback_id, tmp_path / "rollback.json")
+        finally:
+            for held in busy:
+                client.set_flow_run_state(held.id, state=Cancelling(message="end of the test"))
+    first_busy = min(held.created.timestamp() for held in busy if held.created is not None)
+    # The shared warm processes the busy runs left were started after the first of them was picked
+    # up; the rollback's process was started with the worker, before any of them existed.
+    assert float(str(seen["started_at"])) < first_busy, (seen, first_busy)
+    assert run.state is not None and run.state.is_completed()
 
 
 def test_the_work_pool_is_created_with_the_cutover_worker_type(prefect_server: PrefectServer) -> None:
