@@ -500,3 +500,11 @@ def test_a_data_section_declares_replication_both_ways_and_leaves_the_digest_of_
     assert (spec.data.original.secret, spec.data.cloud.secret) == ("legacy-db", "cloud-db")
     assert spec.data.tables == ["public.insured", "public.payments"]
     assert spec.digest() != plain.digest()
+
+
+def test_a_duration_without_a_unit_is_refused_with_the_way_to_write_it(write_spec: WriteSpec) -> None:
+    path = write_spec((GATE, "  health_gate: {passes: 3, interval: 5, within: 2m}\n"))
+
+    problem = the_problem(path, "cutover.health_gate.interval")
+
+    assert "write a number with a unit: 5s, 5m" in problem.message
