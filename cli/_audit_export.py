@@ -123,5 +123,9 @@ def _json(value: object) -> str:
 def _summary(ledger: Ledger, written: int, where: str) -> str:
     with ledger.session() as session:
         head = session.scalars(sa.select(AuditChainHead)).first()
-    chain = f"chain head seq {head.seq}, digest {head.digest}" if head is not None else "the chain is empty"
-    return f"wrote {written} audit events to {where}; {chain} (note it down outside the ledger)"
+    if head is None or not head.seq:
+        return f"wrote {written} audit events to {where}; the chain is empty"
+    return (
+        f"wrote {written} audit events to {where}; chain head seq {head.seq}, digest {head.digest} "
+        "(note it down outside the ledger)"
+    )
