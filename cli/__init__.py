@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import typer
 
-from cli import _approver, _ledger, _preflight, _resolve, _retention, _setup, _signoff
+from cli import _approver, _audit_export, _ledger, _preflight, _resolve, _retention, _run, _runs, _setup, _signoff
 from cli.app import app
 
 __all__ = ["app", "main", "register_commands"]
 
-_ = _ledger  # its commands (plan, status, audit verify) attach to `app` when it is imported
+_ = (_ledger, _audit_export)  # their commands (plan, status, audit verify, audit export) attach on import
 
 
 def register_commands() -> typer.Typer:
@@ -27,6 +27,8 @@ def register_commands() -> typer.Typer:
         app.command()(_preflight.preflight)
         app.command()(_resolve.resolve)
         app.command()(_setup.setup)
+        app.command()(_run.run)
+        app.command()(_runs.runs)
     return app
 
 

@@ -14,11 +14,13 @@ DURATION_PATTERN = r"^\d+(\.\d+)?(ms|s|m|h|d)$"
 
 
 def parse_duration(value: Any) -> Any:
-    """Turn ``"30s"`` or a number of seconds into a :class:`timedelta`; leave others to pydantic."""
-    if isinstance(value, bool):
-        raise ValueError("a duration is a number with a unit, e.g. 30s, 5m, 2h, 14d")
-    if isinstance(value, (int, float)):
-        return timedelta(seconds=value)
+    """Turn ``"30s"`` into a :class:`timedelta`; refuse a bare number; leave others to pydantic.
+
+    A bare number (``interval: 5``) is refused: seconds or minutes is a guess a spec must not leave
+    to its reader.
+    """
+    if isinstance(value, (bool, int, float)):
+        raise ValueError(f"{value!r} has no unit; write a number with a unit: 5s, 5m, 2h, 14d (or 500ms)")
     if isinstance(value, str):
         match = _PATTERN.match(value)
         if not match:

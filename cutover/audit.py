@@ -108,7 +108,7 @@ class VerifyResult:
             where = f"signature at seq {self.broken_seq} ({self.signature}) does not re-verify"
         raise AuditChainBroken(
             f"{where}: {self.reason}. Preserve the database as evidence and compare it with the "
-            "last exported audit log."
+            "last exported audit log (`cutover audit export --out FILE` writes one; keep each export outside the ledger)."
         )
 
 

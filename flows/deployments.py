@@ -55,6 +55,7 @@ __all__ = [
     "DEFAULT_POOL",
     "DEPLOYMENTS",
     "HEARTBEAT_S",
+    "VIA_PREFECT",
     "Deployment",
     "artifact_url",
     "artifact_version_url",
@@ -174,6 +175,12 @@ DEPLOYMENTS: Mapping[str, Deployment] = {
 }
 
 
+#: The actor the one-click rollback deployment passes. ``cutover rollback`` and the watch pass their
+#: own, so a run with this one was started through Prefect itself (its UI, ``prefect deployment
+#: run`` or its API), and the flow records what Prefect knows of who did (:func:`flows.rollback.requested_by`).
+VIA_PREFECT = "prefect"
+
+
 def rollback_deployment(system_id: str) -> Deployment:
     """The system's one-click rollback deployment (one run at a time, the system id fixed)."""
     return Deployment(
@@ -181,7 +188,11 @@ def rollback_deployment(system_id: str) -> Deployment:
         entrypoint="flows.rollback.rollback_flow",
         description=f"一键回退 One-click rollback of {system_id} to its retained original (one run at a time).",
         tags=("cutover", "rollback", f"system:{system_id}"),
-        parameters={"system_id": system_id, "actor": "ui", "reason": "one-click rollback (Prefect UI)"},
+        parameters={
+            "system_id": system_id,
+            "actor": VIA_PREFECT,
+            "reason": "one-click rollback (Prefect UI, CLI or API)",
+        },
     )
 
 

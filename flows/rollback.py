@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow
+from prefect._internal.schemas.fields import CreatedBy  # the type of FlowRun.created_by (not re-exported)
 from prefect.artifacts import create_markdown_artifact
 from prefect.client.schemas.objects import State
 from prefect.states import Completed
@@ -23,11 +24,12 @@ from cutover.errors import ConcurrencyRefused, RetentionError, RollbackIncomplet
 from cutover.runtime import find_spec, open_ledger
 from cutover.secrets import redact
 from flows._context import current_flow_run_id, holder_state, run_logger
+from flows.deployments import VIA_PREFECT
 from rollback import RollbackOutcome, RollbackState, run_rollback
 from tasks.report import artifact_key
 from tasks.steps import step_table
 
-__all__ = ["REFUSED", "publish_outcome", "report_key", "rollback_flow"]
+__all__ = ["REFUSED", "publish_outcome", "report_key", "requested_by", "rollback_flow"]
 
 #: The name of the (Completed) state a refused rollback's flow run ends in.
 REFUSED = "Refused"
@@ -39,6 +41,7 @@ def rollback_flow(
 ) -> State[Any] | str:
     """Roll ``system_id`` back to its retained original (refused, doing nothing, when it may not)."""
     logger = run_logger()
+    actor = requested_by(actor, _created_by())
     logger.info("rollback of %s requested by %s: %s", system_id, actor, reason)
     _, spec = find_spec(system_id)
     ledger = open_ledger()
@@ -61,6 +64,30 @@ def rollback_flow(
         raise RollbackIncomplete(outcome.summary())
     logger.info(outcome.summary())
     return outcome.summary()
+
+
+#: What a run started through Prefect itself records when Prefect does not say who created it (a
+#: Prefect server without accounts cannot tell its UI from ``prefect deployment run`` or the API).
+UNKNOWN_PREFECT_USER = "prefect api (ui or cli)"
+_LEGACY_UI_ACTOR = "ui"  # what rollback deployments created before VIA_PREFECT passed
+
+
+def requested_by(actor: str, created_by: CreatedBy | None) -> str:
+    """Who asked for the rollback: ``actor`` as passed, or, for a run started through Prefect
+    itself (the one-click deployment's own actor), what Prefect knows of its creator and no more."""
+    if actor not in (VIA_PREFECT, _LEGACY_UI_ACTOR):
+        return actor
+    if created_by is None or not (created_by.display_value or created_by.id):
+        return UNKNOWN_PREFECT_USER
+    kind = (created_by.type or "user").lower()
+    return f"prefect {kind}:{created_by.display_value or created_by.id}"
+
+
+def _created_by() -> CreatedBy | None:
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    return context.flow_run.created_by if context and context.flow_run else None
 
 
 def report_key(system_id: str) -> str:

@@ -15,7 +15,10 @@ from dataclasses import dataclass
 import httpx
 
 from cutover.errors import HealthCheckFailed
+from cutover.secrets import redact
 from cutover.spec import HealthGate, HttpCheckStep
+
+_EXCERPT_CHARS = 120  # of a failed check's body, in its message
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,8 @@ class Probe:
 
     def describe(self) -> str:
         seen = f"HTTP {self.status}" if self.status is not None else (self.error or "no answer")
-        return f"{self.check} {self.url}: {'passed' if self.passed else 'failed'} ({seen}, {self.latency_ms:.0f} ms)"
+        line = f"{self.check} {self.url}: {'passed' if self.passed else 'failed'} ({seen}, {self.latency_ms:.0f} ms)"
+        return f"{line}: {self.error}" if self.error and self.status is not None else line
 
 
 def _judge(check: HttpCheckStep, response: httpx.Response, started: float) -> Probe:
@@ -39,10 +43,19 @@ def _judge(check: HttpCheckStep, response: httpx.Response, started: float) -> Pr
     passed = response.status_code == check.expect_status
     error = None
     if passed and check.expect_body_contains is not None and check.expect_body_contains not in response.text:
-        passed, error = False, f"body lacks {check.expect_body_contains!r}"
+        passed, error = False, f"expected the body to contain {check.expect_body_contains!r}; {_excerpt(response.text)}"
     elif not passed:
-        error = f"expected HTTP {check.expect_status}"
+        error = f"expected HTTP {check.expect_status}; {_excerpt(response.text)}"
     return Probe(check.id, str(check.url), passed, response.status_code, latency, error)
+
+
+def _excerpt(body: str) -> str:
+    """A short, secret-redacted excerpt of what came back, for a failed check's message."""
+    text = " ".join(redact(body).split())
+    if not text:
+        return "the body was empty"
+    cut = text if len(text) <= _EXCERPT_CHARS else f"{text[:_EXCERPT_CHARS]}…"
+    return f"got {cut!r}"
 
 
 def _failed(check: HttpCheckStep, exc: httpx.HTTPError, started: float) -> Probe:

@@ -588,3 +588,11 @@ def test_test_platform_preparation_runs_ssh_steps_and_a_spec_without_it_digests_
     assert [s.id for s in spec.test_platform.prepare] == ["copy-data", "start-app"]
     assert [s.id for s in spec.all_steps()][:2] == ["copy-data", "start-app"]
     assert spec.digest() != EXAMPLE_DIGEST
+
+
+def test_a_duration_without_a_unit_is_refused_with_the_way_to_write_it(write_spec: WriteSpec) -> None:
+    path = write_spec((GATE, "  health_gate: {passes: 3, interval: 5, within: 2m}\n"))
+
+    problem = the_problem(path, "cutover.health_gate.interval")
+
+    assert "write a number with a unit: 5s, 5m" in problem.message
