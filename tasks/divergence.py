@@ -303,8 +303,10 @@ def ensure_baseline(ledger: Ledger, spec: Spec, cutover_run_id: str) -> int:
 def sample(ledger: Ledger, spec: Spec) -> DivergenceSample | None:
     """Measure the system against its open window's baseline and record it; None when it has no data declared."""
     system_id = spec.system.id
+    if not data_sources(spec):
+        return None
     window = ledger.current_retention_window(system_id)
-    if window is None or not data_sources(spec):
+    if window is None:
         return None
     baseline = ledger.divergence_baseline(window.cutover_run_id)
     now = ledger.now()

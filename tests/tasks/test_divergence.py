@@ -14,7 +14,9 @@ import sqlalchemy as sa
 from cutover.ledger import Ledger, RunKind
 from cutover.spec import Spec
 from tasks.divergence import Divergence, Method, measure, rollback_notice, sample, summary, take_baseline
+from tasks.replication import drop_all, start_forward, turn_around, wait_caught_up
 from tests._polling import wait_until
+from tests.fixtures.pg_cluster import PgPair
 from tests.specbuilder import base_spec
 
 NewSystem = Callable[[Ledger], str]
@@ -186,6 +188,58 @@ def test_counters_that_went_back_are_reported_not_guessed(
 
     assert found.changed_rows is None
     assert "counters went back" in found.problems[0]
+
+
+# ------------------------------------------------------------- replication: the original's lag
+REPLICATED = ["public.payments"]
+
+
+@pytest.fixture
+def replicated_spec(pg_pair: PgPair, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Spec, str]]:
+    """A system replicated both ways, turned around (the original follows the cloud copy); its spec and cloud URL."""
+    password = f"pw-{uuid.uuid4().hex}"
+    original = pg_pair.original.url(pg_pair.original.create_database("orig"), password)
+    cloud = pg_pair.cloud.url(pg_pair.cloud.create_database("cloud"), password)
+    seed(original, 100)
+    run_sql(cloud, SCHEMA)
+    data = base_spec()
+    tag = uuid.uuid4().hex[:8].upper()
+    monkeypatch.setenv(f"DIV_ORIG_{tag}", original)
+    monkeypatch.setenv(f"DIV_CLOUD_{tag}", cloud)
+    data["secrets"] = {
+        "orig_db": {"source": "env", "name": f"DIV_ORIG_{tag}"},
+        "cloud_db": {"source": "env", "name": f"DIV_CLOUD_{tag}"},
+    }
+    data["data"] = {
+        "replication": "postgresql-logical",
+        "original": {"secret": "orig_db"},
+        "cloud": {"secret": "cloud_db"},
+        "tables": REPLICATED,
+    }
+    spec = Spec.model_validate(data)
+    start_forward(spec.system.id, original, cloud, REPLICATED)
+    wait_caught_up(spec.system.id, original, cloud, timeout_s=60)
+    turn_around(spec.system.id, original, cloud, REPLICATED)
+    yield spec, cloud
+    drop_all(spec.system.id, original, cloud)
+
+
+def test_a_replicated_system_reports_the_originals_lag_beside_the_rows_the_cloud_changed(
+    replicated_spec: tuple[Spec, str],
+) -> None:
+    spec, cloud = replicated_spec
+    baseline = take_baseline(spec)
+
+    run_sql(cloud, "INSERT INTO payments (id, amount) VALUES (1001, 1), (1002, 2), (1003, 3)")
+    found = wait_until(
+        lambda: changes_since(spec, baseline),
+        what="the three inserts counted and the original caught up",
+        timeout_s=60,
+        ready=lambda d: d.changed_rows == 3 and d.lag_bytes == 0,
+    )
+
+    assert found.replicated and found.behind_s is not None and not found.problems
+    assert found.describe() == f"3 changed rows; the original is {found.behind_s:.1f} seconds behind (0 bytes of WAL)"
 
 
 # -------------------------------------------------------------------- the watch's sample, the ledger
