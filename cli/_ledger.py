@@ -1,4 +1,4 @@
-"""CLI commands that read and write the ledger: plan, status, audit verify."""
+"""CLI commands that read and write the ledger: plan, status (with divergence), audit verify."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from cutover.ledger import Decision, Ledger, LifecycleState, Party, ReportKind, 
 from cutover.plan import STATE_LABELS, TITLE, plan_rows, write_csv, write_xlsx
 from cutover.runtime import open_ledger, register
 from cutover.spec_loader import load_many
+from tasks.divergence import Divergence, current, current_by_system, summary
 
 audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
@@ -51,12 +52,18 @@ def plan(
 
 
 @app.command()
-def status() -> None:
-    """Each registered system's lifecycle state and retention window end date.
+def status(
+    system_id: Annotated[
+        str | None, typer.Argument(help="One system: its state and its divergence since the cutover, per table.")
+    ] = None,
+) -> None:
+    """Each registered system's lifecycle state, retention window end date and divergence since the cutover.
 
     A registered system whose spec in the specs directory changed since it was registered is
     registered again first (which voids a report and signatures made under the old spec), so the
     table shows the state after voiding; a state whose report or signatures were voided says so.
+    The divergence is what the watch last measured: rows the cloud copy changed since the cutover
+    and how far behind the original is.
     """
     ledger = open_ledger()
     systems = ledger.list_systems()
@@ -65,12 +72,53 @@ def status() -> None:
         return
     if _register_changed_specs(ledger, systems):
         systems = ledger.list_systems()
-    table = Table("system", "name", "department", "state", "retention ends", title="govcloud-cutover status")
+    if system_id is not None:
+        systems = [s for s in systems if s.id == system_id]
+        if not systems:
+            fail(f"system {system_id!r} is not registered; run `cutover plan` first", ExitCode.INVALID)
+    samples = current_by_system(ledger)
+    table = Table(
+        "system", "name", "department", "state", "retention ends", "divergence", title="govcloud-cutover status"
+    )
     for system in systems:
         window = ledger.current_retention_window(system.id)
         ends = window.ends_at.date().isoformat() if window is not None else "—"
-        table.add_row(system.id, system.name, system.department, _state_label(ledger, system), ends)
+        table.add_row(
+            system.id,
+            system.name,
+            system.department,
+            _state_label(ledger, system),
+            ends,
+            summary(samples.get(system.id)),
+        )
     console.print(table)
+    if system_id is not None:
+        _print_divergence(ledger, system_id)
+
+
+def _print_divergence(ledger: Ledger, system_id: str) -> None:
+    """The system's divergence since the cutover: a row per table, the lag, what could not be measured."""
+    found = current(ledger, system_id)
+    if found is None:
+        console.print(f"{system_id}: no divergence measured yet (the watch measures it each readiness round)")
+        return
+    divergence = Divergence.from_sample(found)
+    table = Table(
+        "table",
+        "inserted",
+        "updated",
+        "deleted",
+        "counted by",
+        title=f"divergence since the cutover (measured {found.taken_at:%Y-%m-%d %H:%M:%S} UTC)",
+    )
+    for cells in divergence.table_rows():
+        table.add_row(*cells)
+    console.print(table)
+    console.print(divergence.describe(), soft_wrap=True)
+    if divergence.approximate:
+        console.print("≈: lower bounds from the chunked checksums recorded at cutover", soft_wrap=True)
+    for problem in divergence.problems:
+        console.print(f"[yellow]not measured[/]: {problem}", soft_wrap=True)
 
 
 def _register_changed_specs(ledger: Ledger, systems: list[System]) -> bool:

@@ -1,7 +1,14 @@
-"""Stage 4–5 of the notice: the cutover saga, the health gate, and the retention window opening."""
+"""Stage 4–5 of the notice: the cutover saga, the health gate, and the retention window opening.
+
+Right after each data_verify step of the cutover, the cloud copy's tables are recorded as the
+divergence baseline (:func:`tasks.divergence.record_baseline`), and when the window opens any table
+not yet recorded is; the watch measures against it. A baseline that cannot be recorded is logged,
+and the divergence then reads "unknown": the cutover itself is not failed for it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from prefect import task
@@ -10,13 +17,15 @@ from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 
 from cutover import audit, lifecycle
-from cutover.errors import ConfigurationError
+from cutover.errors import ConfigurationError, CutoverError
 from cutover.ledger import AuditOutcome, LifecycleState, RunState, StepPhase
 from cutover.retention import window_end
-from cutover.spec import CutoverPlan, Step
+from cutover.secrets import redact
+from cutover.spec import CutoverPlan, DataVerifyStep, Step
 from flows._context import RunContext, run_logger
 from flows._preflight import before_first_step
 from flows._saga import SagaOutcome, SagaState, run_saga
+from tasks.divergence import ensure_baseline, record_baseline
 from tasks.health import health_gate
 from tasks.report import artifact_key
 from tasks.ssh import StepContext
@@ -75,7 +84,29 @@ def _step_as_task(ctx: StepContext, step: Step, phase: StepPhase) -> StepResult:
     runner = _step_task.with_options(
         task_run_name=f"{phase.value}-{step.id}", timeout_seconds=step.timeout.total_seconds() + 60
     )
-    return runner(quote(ctx), quote(step), phase)  # type: ignore[call-overload, no-any-return]  # quote: not walked
+    result: StepResult = runner(quote(ctx), quote(step), phase)  # type: ignore[call-overload]  # quote: not walked
+    if isinstance(step, DataVerifyStep) and phase is StepPhase.CUTOVER:
+        if result.replayed:  # verified before a crash: keep the baseline recorded then
+            _baseline(ctx.spec.system.id, lambda: ensure_baseline(ctx.ledger, ctx.spec, ctx.run_id))
+        else:
+            _baseline(ctx.spec.system.id, lambda: record_baseline(ctx.ledger, ctx.spec, ctx.run_id, step_id=step.id))
+    return result
+
+
+def _baseline(system_id: str, record: Callable[[], int]) -> None:
+    """Record the divergence baseline; a failure is logged, never fails the cutover."""
+    try:
+        tables = record()
+    except CutoverError as exc:
+        run_logger().error(
+            redact(
+                f"{system_id}: the divergence baseline was not recorded ({exc}); the watch will "
+                "show the divergence as unknown"
+            )
+        )
+        return
+    if tables:
+        run_logger().info(f"divergence baseline: {tables} tables of the cloud copy recorded")
 
 
 def _plan(rc: RunContext) -> CutoverPlan:
@@ -109,6 +140,7 @@ def record_and_open_retention(rc: RunContext, outcome: SagaOutcome) -> datetime 
     lifecycle.transition(rc.ledger, rc.system_id, state, actor=rc.actor, reason=outcome.summary())
     publish_summary(rc, outcome, ends)
     if ends is not None:
+        _baseline(rc.system_id, lambda: ensure_baseline(rc.ledger, rc.spec, rc.run.id))
         _offer_one_click_rollback(rc)
     return ends
 

@@ -7,6 +7,11 @@ flow in this process, on a thread of its own so the watch goes on. It also emits
 event never loses a rollback. A double request never runs two: the deployment runs one at a time,
 the run is created with an idempotency key per watcher, and the ledger lock refuses a second.
 
+The divergence of a system (how far its cloud copy has moved since the cutover, how far behind
+the original is) is the system's retention artifact, ``retention-<system>``, a new version when
+it changes or hourly; the retention artifact is informative, so a failure to publish it is logged
+and the watch goes on.
+
 An alert (the original is no longer ready for rollback) is a Markdown artifact keyed per system,
 shown in the UI's Artifacts page, plus a ``cutover.original.not-ready`` event. Nothing is rolled back.
 """
@@ -21,14 +26,16 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from prefect.events import emit_event
-from prefect.exceptions import PrefectHTTPStatusError
+from prefect.exceptions import PrefectException, PrefectHTTPStatusError
 
+from cutover.ledger import DivergenceSample
 from cutover.secrets import redact
 from cutover.spec import Spec
 from flows._context import run_logger
 from flows._watch_ready import Readiness
 from flows._watch_sweep import WatchHooks
 from flows.deployments import find_rollback_deployment, rollback_deployment_name
+from tasks.divergence import markdown
 from tasks.report import artifact_key
 
 
@@ -38,7 +45,7 @@ def prefect_hooks(executor: Executor, *, watch_key: str) -> WatchHooks:
     def rollback(spec: Spec, reason: str) -> str | None:
         return request_rollback(spec, reason, executor=executor, watch_key=watch_key)
 
-    return WatchHooks(rollback=rollback, alert=raise_alert)
+    return WatchHooks(rollback=rollback, alert=raise_alert, divergence=publish_divergence)
 
 
 def request_rollback(spec: Spec, reason: str, *, executor: Executor, watch_key: str) -> str | None:
@@ -94,6 +101,28 @@ def raise_alert(spec: Spec, not_ready: list[Readiness]) -> None:
     )
     _emit("cutover.original.not-ready", system_id, {"checks": [r.describe() for r in not_ready]})
     run_logger().error("%s: original NOT ready for rollback: %s", system_id, "; ".join(r.describe() for r in not_ready))
+
+
+def publish_divergence(spec: Spec, found: DivergenceSample) -> None:
+    """The system's retention artifact: how far the cloud copy has moved since the cutover."""
+    system_id = spec.system.id
+    lines = [
+        f"# 保留期 Retention — {spec.system.name} ({system_id})",
+        "",
+        "## 数据差异 Divergence since the cutover",
+        "",
+        *markdown(found),
+        "",
+        f"A rollback now carries these changes back: `cutover rollback {system_id}`.",
+    ]
+    try:
+        create_markdown_artifact(
+            markdown=redact("\n".join(lines)),
+            key=artifact_key("retention", system_id),
+            description="保留期 retention: divergence",
+        )
+    except (PrefectException, httpx.HTTPError) as exc:
+        run_logger().warning("%s: the retention artifact could not be published (%s)", system_id, exc)
 
 
 def _emit(event: str, system_id: str, payload: dict[str, Any]) -> None:

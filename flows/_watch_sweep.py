@@ -13,7 +13,10 @@ Then, per system:
 - a health check failed ``retention.watch.failures_to_rollback`` (K) times in a row → the
   ``rollback`` hook is called, once per system per watcher (again at the next sweep if the hook
   could not start anything); one transient failure between passes does nothing;
-- a readiness check failed → the ``alert`` hook is called; nothing is rolled back.
+- a readiness check failed → the ``alert`` hook is called; nothing is rolled back;
+- with each readiness round, the cloud copy's divergence since the cutover is measured and recorded
+  (:func:`tasks.divergence.sample`: bounded cost, not at every probe); the ``divergence`` hook
+  publishes it when it changed, or once an hour.
 
 The hooks act (see :mod:`flows._watch_hooks`); this module only decides, so it is tested and
 benchmarked without Prefect.
@@ -28,16 +31,23 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from cutover.errors import SpecError
-from cutover.ledger import YIELD_AFTER, HealthProbe, Ledger, LifecycleState, ProbeClaim
+from cutover.errors import CutoverError, SpecError
+from cutover.ledger import YIELD_AFTER, DivergenceSample, HealthProbe, Ledger, LifecycleState, ProbeClaim
 from cutover.settings import Settings
 from cutover.spec import HttpCheckStep, Spec
 from cutover.spec_loader import load, spec_files
 from flows._watch_ready import Readiness, check_readiness
+from tasks.divergence import sample, summary
 from tasks.health import Probe, sweep
 
 RollbackHook = Callable[[Spec, str], str | None]  # what was started; None: nothing, ask again next sweep
 AlertHook = Callable[[Spec, list[Readiness]], None]
+DivergenceHook = Callable[[Spec, DivergenceSample], None]
+
+
+def _ignore_divergence(spec: Spec, found: DivergenceSample) -> None:
+    """The default divergence hook: the sample is in the ledger; publish nothing."""
+
 
 #: Requests in flight per HTTP connection pool (see :func:`_probe_health`).
 POOL_SIZE = 8
@@ -47,10 +57,11 @@ RECORD_BATCH = 100
 
 @dataclass(frozen=True)
 class WatchHooks:
-    """What the watcher does about what it sees: request a rollback; raise a readiness alert."""
+    """What the watcher does about what it sees: request a rollback; raise a readiness alert; publish divergence."""
 
     rollback: RollbackHook
     alert: AlertHook
+    divergence: DivergenceHook = _ignore_divergence
 
 
 class SpecIndex:
@@ -91,6 +102,7 @@ class WatchState:
     requested: dict[str, str] = field(default_factory=dict)  # system -> what the rollback hook started
     claimed: dict[tuple[str, str], datetime] = field(default_factory=dict)  # (system, check) -> my last claim
     yielding: bool = False  # handing over to a newer watch run: probe only what it leaves
+    published: dict[str, tuple[object, ...]] = field(default_factory=dict)  # system -> divergence last published
 
 
 @dataclass
@@ -104,6 +116,7 @@ class SweepReport:
     readiness_checked: int = 0
     rollbacks: dict[str, str] = field(default_factory=dict)
     alerts: dict[str, str] = field(default_factory=dict)
+    divergence: dict[str, str] = field(default_factory=dict)
     missing_specs: list[str] = field(default_factory=list)
     duration_s: float = 0.0
 
@@ -111,7 +124,7 @@ class SweepReport:
         return (
             f"{self.systems} retained systems, {self.probes} probes ({self.failed} failed), "
             f"{self.readiness_checked} readiness checks, {len(self.rollbacks)} rollbacks requested, "
-            f"{len(self.alerts)} alerts, in {self.duration_s:.2f} s"
+            f"{len(self.alerts)} alerts, {len(self.divergence)} divergence samples, in {self.duration_s:.2f} s"
         )
 
 
@@ -136,7 +149,10 @@ async def sweep_once(
     now = clock()
     due = [spec for spec in watched if _due(state.last_health, spec, _interval(spec), now)]
     ready_due = [spec for spec in watched if _due(state.last_ready, spec, state.readiness_every.total_seconds(), now)]
-    readiness = await _probe_readiness(ready_due, settings)
+    sampled = [] if state.yielding else ready_due  # the run handing over leaves the samples to the newer one
+    readiness, samples = await asyncio.gather(
+        _probe_readiness(ready_due, settings), _sample_divergence(ledger, sampled)
+    )
     claimed = await asyncio.to_thread(_claim, ledger, due, state)
     report.lost = sum(len(_checks(spec)) for spec in due) - len(claimed)
     probes, streaks = await _probe_and_record(ledger, due, claimed, readiness, concurrency)
@@ -146,6 +162,8 @@ async def sweep_once(
     for spec in ready_due:
         state.last_ready[spec.system.id] = now
     _tally(report, probes, readiness)
+    report.divergence = {system_id: found for system_id, found in samples.items() if isinstance(found, str)}
+    await asyncio.to_thread(_publish, watched, samples, hooks, state, report)
     await asyncio.to_thread(_act, watched, streaks, readiness, hooks, state, report)
     report.duration_s = time.perf_counter() - started
     return report
@@ -245,6 +263,43 @@ async def _probe_readiness(due: list[Spec], settings: Settings, parallel: int = 
             return spec.system.id, await asyncio.to_thread(check_readiness, spec, settings)
 
     return dict(await asyncio.gather(*(one(spec) for spec in due)))
+
+
+async def _sample_divergence(ledger: Ledger, due: list[Spec], parallel: int = 4) -> dict[str, DivergenceSample | str]:
+    """Measure and record each system's divergence (a sample, or why it could not be recorded)."""
+    limit = asyncio.Semaphore(parallel)
+
+    def one(spec: Spec) -> DivergenceSample | str | None:
+        try:
+            return sample(ledger, spec)
+        except CutoverError as exc:
+            return f"divergence not recorded: {exc}"
+
+    async def run(spec: Spec) -> tuple[str, DivergenceSample | str | None]:
+        async with limit:
+            return spec.system.id, await asyncio.to_thread(one, spec)
+
+    found = await asyncio.gather(*(run(spec) for spec in due))
+    return {system_id: value for system_id, value in found if value is not None}
+
+
+def _publish(
+    watched: list[Spec],
+    samples: dict[str, DivergenceSample | str],
+    hooks: WatchHooks,
+    state: WatchState,
+    report: SweepReport,
+) -> None:
+    """Hand each new sample to the hook when it says something new, or an hour after it was last published."""
+    for spec in watched:
+        found = samples.get(spec.system.id)
+        if not isinstance(found, DivergenceSample):
+            continue
+        report.divergence[spec.system.id] = summary(found)
+        seen = (found.changed_rows, found.lag_bytes, tuple(found.detail.get("problems", [])), found.bucket_start)
+        if state.published.get(spec.system.id) != seen:
+            hooks.divergence(spec, found)
+            state.published[spec.system.id] = seen
 
 
 def _health_probes(

@@ -20,12 +20,15 @@ Public surface::
                   list_open_retention_windows  record_health(HealthProbe...)
                   claim_probes(ProbeClaim...)   (the hand-over lease between watch runs)
                   consecutive_failures  health_history  record_stress_result  latest_stress_result
+      divergence  record_divergence_baseline  divergence_baseline
+                  record_divergence(DivergenceRecord)  latest_divergence  latest_divergences
     ledger_of(session)                 the Ledger that opened a session
     plain_json(value)                  a value as the ledger stores JSON (datetimes, enums made plain)
     step_record_digest(record, algorithm)   what the audit trail records of a step execution row
     alembic_config, migration_heads, upgrade, downgrade, current_revision   migrations
     ORM rows: System PlanEntry Run StepExecution Report Signature Approver ApproverKey
               RetentionWindow Lock HealthObservation StressResult AuditEvent AuditChainHead
+              DivergenceBaseline DivergenceSample
     enums: LifecycleState Disposition RunKind RunState StepPhase StepStatus ReportKind Party
            Decision RetentionCloseReason ProbeStatus AuditOutcome
 
@@ -34,6 +37,7 @@ surface as :class:`cutover.errors.LedgerError`. The audit trail is written by :m
 """
 
 from cutover.ledger._core import ledger_of, plain_json
+from cutover.ledger._divergence import DivergenceRecord
 from cutover.ledger._engine import (
     alembic_config,
     current_revision,
@@ -62,6 +66,8 @@ from cutover.ledger._models import (
     AuditChainHead,
     AuditEvent,
     Base,
+    DivergenceBaseline,
+    DivergenceSample,
     HealthObservation,
     Lock,
     PlanEntry,
@@ -87,6 +93,9 @@ __all__ = [
     "Base",
     "Decision",
     "Disposition",
+    "DivergenceBaseline",
+    "DivergenceRecord",
+    "DivergenceSample",
     "HealthObservation",
     "HealthProbe",
     "Ledger",

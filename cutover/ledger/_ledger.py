@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cutover.ledger._divergence import DivergenceRepository
 from cutover.ledger._locks import LockRepository
 from cutover.ledger._runs import RunsRepository
 from cutover.ledger._signoff import SignOffRepository
@@ -9,8 +10,10 @@ from cutover.ledger._systems import SystemsRepository
 from cutover.ledger._watch import WatchRepository
 
 
-class Ledger(SystemsRepository, RunsRepository, LockRepository, SignOffRepository, WatchRepository):
-    """The source of truth: systems, runs, steps, locks, sign-off, retention, health, audit.
+class Ledger(
+    SystemsRepository, RunsRepository, LockRepository, SignOffRepository, WatchRepository, DivergenceRepository
+):
+    """The source of truth: systems, runs, steps, locks, sign-off, retention, health, divergence, audit.
 
     ``Ledger(url, digest="sm3", clock=None)`` connects to a SQLite file or PostgreSQL database;
     :meth:`migrate` creates or upgrades the schema; :meth:`session` opens one transaction.

@@ -299,3 +299,33 @@ class AuditChainHead(Base):
     digest: Mapped[str] = mapped_column(_DIGEST)
     anchor_seq: Mapped[int]
     anchor_digest: Mapped[str] = mapped_column(_DIGEST)
+
+
+class DivergenceBaseline(Base):
+    """The cloud copy as it was at a cutover, after its data verification (per table: counters or chunks)."""
+
+    __tablename__ = "divergence_baselines"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    system_id: Mapped[str] = _system_fk()
+    cutover_run_id: Mapped[str] = mapped_column(_RUN_ID, sa.ForeignKey("cutover_runs.id"), unique=True)
+    taken_at: Mapped[datetime]
+    tables: Mapped[dict[str, Any]]
+
+
+class DivergenceSample(Base):
+    """How far the cloud copy has moved since the cutover, as the watch measured it (newest of the hour)."""
+
+    __tablename__ = "divergence_samples"
+    __table_args__ = (sa.UniqueConstraint("system_id", "bucket_start"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    system_id: Mapped[str] = mapped_column(_ID, sa.ForeignKey("systems.id"))
+    cutover_run_id: Mapped[str] = mapped_column(_RUN_ID, sa.ForeignKey("cutover_runs.id"))
+    bucket_start: Mapped[datetime]
+    taken_at: Mapped[datetime]
+    changed_rows: Mapped[int | None] = mapped_column(sa.BigInteger)
+    approximate: Mapped[bool]
+    lag_bytes: Mapped[int | None] = mapped_column(sa.BigInteger)
+    behind_s: Mapped[float | None]
+    detail: Mapped[dict[str, Any]]

@@ -154,3 +154,47 @@ def test_audit_verify_names_a_step_execution_changed_behind_the_ledgers_back(wor
 
     assert code == 1
     assert f"step execution run:{run.id}/step:freeze attempt 1 does not match the audit trail" in output
+
+
+def _retained_with_divergence(workdir: Path) -> Ledger:
+    """HRSS cut over, its window open, and one divergence sample from the watch."""
+    from datetime import timedelta
+
+    from tasks.divergence import Divergence, Method, TableChange
+
+    invoke("plan", "--out", str(workdir / "out"))
+    ledger = open_ledger()
+    run = ledger.create_run(HRSS, RunKind.CUTOVER)
+    ledger.open_retention_window(HRSS, run.id, ledger.now() + timedelta(days=92))
+    found = Divergence([TableChange("payments", Method.COUNTERS, 4, 2, 1)], behind_s=12.0)
+    ledger.record_divergence(found.record(HRSS, run.id))
+    return ledger
+
+
+def test_status_of_all_systems_has_a_one_line_divergence_column(workdir: Path) -> None:
+    _retained_with_divergence(workdir)
+
+    code, output = invoke("status")
+
+    assert code == 0 and "divergence" in output
+    assert "7 changed" in _status_of(output, HRSS)
+
+
+def test_status_of_one_system_shows_its_divergence_per_table_and_how_far_behind_the_original_is(
+    workdir: Path,
+) -> None:
+    _retained_with_divergence(workdir)
+
+    code, output = invoke("status", HRSS)
+
+    assert code == 0, output
+    assert "payments" in output and "postgresql-counters" in output
+    assert "7 changed rows; the original is 12 seconds behind (no replication: it stopped at the cutover)" in output
+
+
+def test_status_of_an_unknown_system_says_so(workdir: Path) -> None:
+    invoke("plan", "--out", str(workdir / "out"))
+
+    code, output = invoke("status", "no-such-system")
+
+    assert code == 1 and "'no-such-system' is not registered" in output

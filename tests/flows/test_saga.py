@@ -83,6 +83,9 @@ def test_the_happy_path_moves_traffic_to_the_cloud_and_opens_a_three_month_windo
     assert window is not None and window.ends_at == ends
     verify = ledger.get_step(rc.run.id, "verify-rows")
     assert verify is not None and verify.detail["tables"]["payments"]["matches"] is True
+    baseline = ledger.divergence_baseline(rc.run.id)  # what the watch measures the divergence against
+    assert baseline is not None and {t["method"] for t in baseline.tables.values()} == {"chunk-checksums"}
+    assert set(baseline.tables) == {"insured", "payments"}
 
 
 def test_a_failure_at_the_switch_undoes_last_first_and_carries_no_data_back(
@@ -309,6 +312,8 @@ def test_the_happy_path_on_postgresql_copies_verifies_and_switches(
     verify = ledger.get_step(rc.run.id, "verify-rows")
     assert verify is not None and verify.detail["tables"]["payments"]["source_rows"] == 501
     assert rows(pg_estate, "cloud")["payments"] == 501
+    baseline = ledger.divergence_baseline(rc.run.id)
+    assert baseline is not None and {t["method"] for t in baseline.tables.values()} == {"postgresql-counters"}
 
 
 def test_after_a_crash_a_step_whose_definition_changed_runs_again_and_an_unchanged_one_is_replayed(

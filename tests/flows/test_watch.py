@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from cutover.ledger import Ledger, LifecycleState
 from cutover.lifecycle import current_state
@@ -18,6 +19,7 @@ from demo.estate import Estate
 from flows._watch_ready import Readiness
 from flows._watch_sweep import SweepReport, WatchHooks, WatchState, sweep_once
 from rollback import run_rollback
+from tasks.divergence import record_baseline
 from tests.rollback._retained import cut_over_for_real, estate_spec, retained_on_paper, whoami
 
 FAST_WATCH = {"months": 3, "watch": {"interval": "0.2s", "failures_to_rollback": 3}}
@@ -31,9 +33,14 @@ class Recorder:
     settings: Settings | None = None
     rollbacks: list[tuple[str, str]] = field(default_factory=list)
     alerts: list[tuple[str, list[Readiness]]] = field(default_factory=list)
+    divergence: list[tuple[str, int | None]] = field(default_factory=list)
 
     def hooks(self) -> WatchHooks:
-        return WatchHooks(rollback=self._rollback, alert=lambda spec, seen: self.alerts.append((spec.system.id, seen)))
+        return WatchHooks(
+            rollback=self._rollback,
+            alert=lambda spec, seen: self.alerts.append((spec.system.id, seen)),
+            divergence=lambda spec, found: self.divergence.append((spec.system.id, found.changed_rows)),
+        )
 
     def _rollback(self, spec: Spec, reason: str) -> str:
         self.rollbacks.append((spec.system.id, reason))
@@ -149,3 +156,30 @@ def test_an_original_no_longer_ready_raises_an_alert_and_is_not_rolled_back(
     assert "not reachable over SSH" in report.alerts[spec.system.id]
     assert rb_ledger.consecutive_failures(spec.system.id, "ready-legacy") == 1
     assert rb_ledger.consecutive_failures(spec.system.id, "ready-gateway") == 0
+
+
+@pytest.mark.usefixtures("demo_secrets")
+def test_the_divergence_is_sampled_once_per_readiness_round_not_at_every_probe(
+    clean_estate: Estate, rb_ledger: Ledger, settings: Settings
+) -> None:
+    spec = estate_spec(clean_estate, retention=FAST_WATCH)
+    retained = retained_on_paper(rb_ledger, spec)
+    assert record_baseline(rb_ledger, spec, retained.cutover_run_id) == 2
+    recorder = Recorder()
+    cloud = sa.create_engine(clean_estate.db_url("cloud"))
+    with cloud.begin() as connection:  # the cloud copy takes a write after the cutover
+        connection.execute(sa.text("UPDATE insured SET balance = balance + 1 WHERE id = 1"))
+    try:
+        reports = _sweeps(
+            rb_ledger, spec, recorder.hooks(), WatchState(readiness_every=timedelta(hours=1)), settings, 3
+        )
+    finally:
+        with cloud.begin() as connection:
+            connection.execute(sa.text("UPDATE insured SET balance = balance - 1 WHERE id = 1"))
+        cloud.dispose()
+
+    assert [list(r.divergence) for r in reports] == [[spec.system.id], [], []]
+    assert recorder.divergence == [(spec.system.id, 1)]
+    assert reports[0].divergence[spec.system.id].startswith("approximately 1 changed rows; the original is")
+    latest = rb_ledger.latest_divergence(spec.system.id)
+    assert latest is not None and latest.detail["tables"][0]["table"] == "insured"
