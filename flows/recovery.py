@@ -18,7 +18,7 @@ both automations when it starts (:func:`ensure_recovery`), idempotently.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -29,11 +29,15 @@ from prefect.client.schemas.filters import (
     FlowRunFilter,
     FlowRunFilterState,
     FlowRunFilterStateType,
+    WorkPoolFilter,
+    WorkPoolFilterName,
 )
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.events.actions import ChangeFlowRunState, RunDeployment
+from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
 from prefect.events.schemas.events import ResourceSpecification
+from prefect.states import Crashed
 
 from cutover import audit
 from cutover.ledger import Ledger, RunKind
@@ -41,7 +45,7 @@ from cutover.runtime import open_ledger
 from flows._context import run_logger
 from flows.deployments import HEARTBEAT_S, ensure_recover_deployment
 
-__all__ = ["CRASH_ZOMBIES", "HEARTBEAT_S", "RESUME_CRASHED", "ensure_recovery", "recover"]
+__all__ = ["CRASH_ZOMBIES", "HEARTBEAT_S", "RESUME_CRASHED", "crash_silent_runs", "ensure_recovery", "recover"]
 
 CRASH_ZOMBIES = "govcloud-cutover: crash runs whose heartbeats stopped"
 RESUME_CRASHED = "govcloud-cutover: resume crashed runs"
@@ -56,6 +60,41 @@ def ensure_recovery(work_pool: str, *, silence: timedelta = timedelta(seconds=90
     deployment_id = ensure_recover_deployment(work_pool=work_pool)
     _ensure(_crash_zombies(silence))
     _ensure(_resume_crashed(deployment_id))
+
+
+def crash_silent_runs(work_pool: str, silence: timedelta, *, now: datetime | None = None) -> list[UUID]:
+    """Mark Crashed the Running runs of ``work_pool`` whose heartbeats stopped ``silence`` ago; their ids.
+
+    The same rule as the ``crash runs whose heartbeats stopped`` automation, applied by the workers
+    of the pool as they sync with the server, so a dead run does not depend on the server's
+    proactive-trigger evaluation alone (seen to miss a run under load). Only a run that has sent
+    heartbeats is judged: one that never sent any (heartbeats off) is left alone. Marking it
+    Crashed frees its concurrency slot and starts the ``resume crashed runs`` automation.
+    """
+    at = now or datetime.now(UTC)
+    running = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING])))
+    crashed: list[UUID] = []
+    with get_client(sync_client=True) as client:
+        pool = WorkPoolFilter(name=WorkPoolFilterName(any_=[work_pool]))
+        for run in client.read_flow_runs(flow_run_filter=running, work_pool_filter=pool, limit=200):
+            last = _last_heartbeat(client, run.id)
+            if last is None or at - last < silence:
+                continue
+            message = f"no heartbeat for {silence} (last {last:%H:%M:%S} UTC): worker lost"
+            client.set_flow_run_state(run.id, Crashed(message=message), force=True)
+            crashed.append(run.id)
+    return crashed
+
+
+def _last_heartbeat(client: Any, flow_run_id: UUID) -> datetime | None:
+    found = client.read_events(
+        filter=EventFilter(
+            event=EventNameFilter(name=["prefect.flow-run.heartbeat"]),
+            resource=EventResourceFilter(id=[f"prefect.flow-run.{flow_run_id}"]),
+        ),
+        limit=1,
+    )
+    return max((event.occurred for event in found.events), default=None)
 
 
 def _crash_zombies(silence: timedelta) -> AutomationCore:

@@ -107,6 +107,24 @@ class CutoverWorker(ProcessWorker):
     async def sync_with_backend(self) -> None:
         await super().sync_with_backend()
         await self.warm.refresh()
+        await self._crash_silent_runs()
+
+    async def _crash_silent_runs(self) -> None:
+        """Dead runs of this pool marked Crashed (then resumed), whatever the server's automation does."""
+        from datetime import timedelta
+
+        from flows.recovery import crash_silent_runs
+
+        silence = timedelta(seconds=get_settings().recovery_silence_s)
+        try:
+            crashed = await anyio.to_thread.run_sync(lambda: crash_silent_runs(self._work_pool_name, silence))
+        except Exception as exc:
+            self._logger.warning("could not check this pool's runs for stopped heartbeats: %s", exc)
+            return
+        for flow_run_id in crashed:
+            self._logger.warning(
+                "flow run %s sent no heartbeat for %s: marked Crashed (it is resumed)", flow_run_id, silence
+            )
 
     async def run(
         self,
