@@ -13,13 +13,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from cutover import signoff_store as store
 from cutover.errors import SignatureInvalid
 from cutover.ledger import Decision, Ledger, Party, ReportKind, Signature
 from cutover.settings import Settings
 from cutover.spec import Spec
 from tasks._signoff_forms import AnyAnswer, StatementFields
-from tasks._signoff_proof import prove
+from tasks._signoff_proof import Proven, prove
 from tasks._signoff_text import PARTY_LABELS
 
 __all__ = [
@@ -107,18 +109,8 @@ def check_signature(ledger: Ledger, check: SignatureCheck, *, settings: Settings
         raise SignatureInvalid(f"{approver_id} has no valid signature on this report to withdraw; nothing was changed")
     _check_parties(approver_id, party, check.other_signatures)
     report = store.require_report(ledger, spec.system.id, shown.kind, shown.report_digest)
-    fields = _fields(spec, shown, check.current_spec_digest)
     with ledger.session() as session:
-        proven = prove(
-            ledger,
-            submitted,
-            fields,
-            party,
-            now=check.now,
-            settings=settings,
-            session=session,
-            pinned=_pin(spec, approver_id),
-        )
+        proven = _prove(ledger, check, party, settings, session)
         row = ledger.add_signature(
             run_id=report.run_id,
             system_id=spec.system.id,
@@ -131,17 +123,7 @@ def check_signature(ledger: Ledger, check: SignatureCheck, *, settings: Settings
             session=session,
             **proven.columns,
         )
-        detail = {
-            "kind": shown.kind.value,
-            **shown.context,
-            "party": party.value,
-            "decision": submitted.decision,
-            "comment": row.comment,
-            "report_digest": shown.report_digest,
-            "spec_digest": check.current_spec_digest,
-            "signature_id": row.id,
-            **proven.detail,
-        }
+        detail = {**_detail(check, party, proven), "signature_id": row.id}
         store.record(ledger, spec.system.id, store.SIGNED, detail, actor=approver_id, session=session)
     return SignatureRecord.from_row(row)
 
@@ -152,37 +134,48 @@ def check_withdrawal(ledger: Ledger, check: SignatureCheck, *, settings: Setting
     The withdrawal is itself signed (decision ``withdraw``); it voids the approver's valid signature
     on this report, so the run waits for that party again. Raises SignatureInvalid otherwise.
     """
-    spec, submitted, shown = check.spec, check.submitted, check.shown
+    spec, submitted = check.spec, check.submitted
     approver_id = submitted.approver_id.strip()
     party = _roster_party(spec, approver_id)
     mine = [s for s in check.other_signatures if s.approver_id == approver_id]
     if not mine:
         raise SignatureInvalid(f"{approver_id} has no valid signature on this report to withdraw; nothing was changed")
-    fields = _fields(spec, shown, check.current_spec_digest)
     with ledger.session() as session:
-        proven = prove(
-            ledger,
-            submitted,
-            fields,
-            party,
-            now=check.now,
-            settings=settings,
-            session=session,
-            pinned=_pin(spec, approver_id),
-        )
-    detail = {
+        proven = _prove(ledger, check, party, settings, session)
+    detail = {**_detail(check, party, proven), "withdrawn_signature_id": mine[0].signature_id}
+    store.withdraw_signature(ledger, spec.system.id, mine[0].signature_id, actor=approver_id, detail=detail)
+    return mine[0]
+
+
+def _prove(ledger: Ledger, check: SignatureCheck, party: Party, settings: Settings | None, session: Session) -> Proven:
+    """The answer's proof against the statement the form showed (its fixed lines rebuilt here)."""
+    spec, approver_id = check.spec, check.submitted.approver_id.strip()
+    fields = _fields(spec, check.shown, check.current_spec_digest)
+    return prove(
+        ledger,
+        check.submitted,
+        fields,
+        party,
+        now=check.now,
+        settings=settings,
+        session=session,
+        pinned=_pin(spec, approver_id),
+    )
+
+
+def _detail(check: SignatureCheck, party: Party, proven: Proven) -> dict[str, Any]:
+    """What the audit event of a signature or a withdrawal says (the proof's part included)."""
+    shown = check.shown
+    return {
         "kind": shown.kind.value,
         **shown.context,
         "party": party.value,
-        "decision": "withdraw",
-        "comment": submitted.comment,
+        "decision": check.submitted.decision,
+        "comment": check.submitted.comment,
         "report_digest": shown.report_digest,
         "spec_digest": check.current_spec_digest,
-        "withdrawn_signature_id": mine[0].signature_id,
         **proven.detail,
     }
-    store.withdraw_signature(ledger, spec.system.id, mine[0].signature_id, actor=approver_id, detail=detail)
-    return mine[0]
 
 
 def _pin(spec: Spec, approver_id: str) -> str | None:

@@ -30,8 +30,8 @@ Proof = Literal["sm2", "totp"]
 _DECISION = "approve 同意 / reject 不同意 the report; withdraw 撤回 your earlier signature (before cutover starts)."
 
 
-class SignOffInput(RunInput):
-    """The SM2 sign-off form: the statement's variable lines, and the signature over it."""
+class _Answer(RunInput):
+    """What every sign-off form asks first: who answers, and their decision."""
 
     approver_id: str = Field(
         title="Approver id 审批人账号",
@@ -40,6 +40,11 @@ class SignOffInput(RunInput):
         max_length=64,
     )
     decision: Literal["approve", "reject", "withdraw"] = Field(title="Decision 决定", description=_DECISION)
+
+
+class SignOffInput(_Answer):
+    """The SM2 sign-off form: the statement's variable lines, and the signature over it."""
+
     comment: str = Field(
         title="Comment 意见",
         description="Exactly the comment line of the statement you signed (may be empty).",
@@ -60,16 +65,9 @@ class SignOffInput(RunInput):
     )
 
 
-class TotpSignOffInput(RunInput):
+class TotpSignOffInput(_Answer):
     """The TOTP sign-off form (pilot mode: forgeable by whoever holds the worker's key)."""
 
-    approver_id: str = Field(
-        title="Approver id 审批人账号",
-        description="Your approver id as listed in the spec, e.g. wang.li.",
-        min_length=1,
-        max_length=64,
-    )
-    decision: Literal["approve", "reject", "withdraw"] = Field(title="Decision 决定", description=_DECISION)
     comment: str = Field(
         title="Comment 意见",
         description="Your opinion; for a rejection, what must change.",

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+from prefect.exceptions import PrefectException
+
 __all__ = ["BEIJING", "WAITING_EVENT", "WaitingForm", "announce_waiting", "beijing_text"]
 
 WAITING_EVENT = "cutover.signoff.waiting"
@@ -92,7 +94,12 @@ def announce_waiting(form: WaitingForm) -> None:
     """Emit ``cutover.signoff.waiting`` for ``form``; never raises (a failure is a warning)."""
     try:
         _emit(form)
-    except Exception as exc:  # a robot or the event bus being down must not fail the sign-off
+    except (
+        PrefectException,
+        OSError,
+        RuntimeError,
+        ValueError,
+    ) as exc:  # the event bus away or a bad payload: the sign-off goes on
         _logger().warning(
             "approvers were not told that form %s of %s waits (%s: %s); send them the link: %s",
             form.form_key,

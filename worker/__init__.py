@@ -35,7 +35,9 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
+import httpx
 import prefect
+from prefect.exceptions import PrefectException
 from prefect.flows import load_flow_from_flow_run
 from prefect.workers.process import ProcessJobConfiguration, ProcessWorker, ProcessWorkerResult
 
@@ -118,7 +120,7 @@ class CutoverWorker(ProcessWorker):
         silence = timedelta(seconds=get_settings().recovery_silence_s)
         try:
             crashed = await anyio.to_thread.run_sync(lambda: crash_silent_runs(self._work_pool_name, silence))
-        except Exception as exc:
+        except (PrefectException, httpx.HTTPError) as exc:  # the server busy or away: the automation remains
             self._logger.warning("could not check this pool's runs for stopped heartbeats: %s", exc)
             return
         for flow_run_id in crashed:

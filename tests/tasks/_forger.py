@@ -22,6 +22,7 @@ from typing import Any
 from uuid import UUID
 
 from prefect import get_client
+from prefect.exceptions import PrefectHTTPStatusError
 
 from cutover import sm2
 from cutover.approvers import code_for
@@ -78,8 +79,10 @@ def _wait_for_a_form(run_id: UUID) -> str:
 def _schema_saved(client: Any, run_id: UUID, state_name: str, key: str) -> bool:
     try:
         client.read_flow_run_input(run_id, f"{state_name.lower()}-{key}-schema")
-    except Exception:
-        return False
+    except PrefectHTTPStatusError as exc:
+        if exc.response.status_code == 404:  # not saved yet
+            return False
+        raise
     return True
 
 

@@ -124,7 +124,7 @@ class Writer:
                     if self._stop.is_set():
                         return
                     self._write(connection, n)
-        except BaseException as exc:
+        except psycopg.Error as exc:  # handed to the test thread, which asserts on it
             self.error = exc
 
     def _write(self, connection: psycopg.Connection[tuple[object, ...]], n: int) -> None:
