@@ -134,6 +134,29 @@ def _translated(exc: Exception) -> tuple[str, ExitCode] | None:
     return None
 
 
+def require_prefect_api(purpose: str) -> None:
+    """Exit 5, saying how to start one, unless ``PREFECT_API_URL`` names a Prefect server that answers.
+
+    Without the setting Prefect's client would start a temporary server of its own, which is never
+    what an operator means; ``purpose`` completes "there is no Prefect server to ...".
+    """
+    from prefect import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        fail(
+            f"PREFECT_API_URL is not set, so there is no Prefect server to {purpose}; start one "
+            "(`prefect server start`) and set PREFECT_API_URL to its API, e.g. http://127.0.0.1:4200/api",
+            ExitCode.CONFIG,
+        )
+    with get_client(sync_client=True) as client:
+        problem = client.api_healthcheck()
+    if isinstance(problem, httpx.HTTPError):
+        fail(_prefect_api(problem), ExitCode.CONFIG)
+    if problem is not None:
+        fail(f"the Prefect API at {PREFECT_API_URL.value()} did not answer: {problem}", ExitCode.CONFIG)
+
+
 def _prefect_api(exc: httpx.HTTPError) -> str:
     from prefect.settings import PREFECT_API_URL
 

@@ -21,7 +21,7 @@ from uuid import UUID
 import typer
 from rich.markup import escape
 
-from cli._console import ExitCode, console, fail
+from cli._console import ExitCode, console, fail, require_prefect_api
 from cutover.ledger import Decision, Ledger, Party, ReportKind
 from cutover.runtime import find_spec, open_ledger
 from cutover.spec import Spec
@@ -52,7 +52,7 @@ def run(
 
     from flows.deployments import flow_run_url
 
-    _require_api()
+    require_prefect_api("start the cutover on")
     with get_client(sync_client=True) as client:
         deployment_id = _cutover_deployment(client)
         flow_run = client.create_flow_run_from_deployment(
@@ -65,17 +65,6 @@ def run(
     _conclude(spec, final, flow_run.id)
 
 
-def _require_api() -> None:
-    from prefect.settings import PREFECT_API_URL
-
-    if not PREFECT_API_URL.value():
-        fail(
-            "PREFECT_API_URL is not set, so there is no Prefect server to start the cutover on; start one "
-            "(`prefect server start`) and set PREFECT_API_URL to its API, e.g. http://127.0.0.1:4200/api",
-            ExitCode.CONFIG,
-        )
-
-
 def _cutover_deployment(client: SyncPrefectClient) -> UUID:
     from prefect.exceptions import ObjectNotFound
 
@@ -83,10 +72,9 @@ def _cutover_deployment(client: SyncPrefectClient) -> UUID:
         return client.read_deployment_by_name(CUTOVER_DEPLOYMENT).id
     except ObjectNotFound:
         fail(
-            f"the deployment {CUTOVER_DEPLOYMENT} is not registered on this Prefect server; create the work pool "
-            "first (`prefect work-pool create cutover-process --type cutover`), then register the deployments "
-            "(`cutover deployments --write` writes prefect.yaml; `prefect deploy --all --no-prompt` registers it) "
-            "and start a worker (`prefect worker start --pool cutover-process --type cutover`)",
+            f"the deployment {CUTOVER_DEPLOYMENT} is not registered on this Prefect server; run `cutover setup` "
+            "(it creates the work pool, the deployments and the recovery automations) and start a worker "
+            "(`prefect worker start --pool cutover-process --type cutover`)",
             ExitCode.CONFIG,
         )
 

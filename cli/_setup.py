@@ -1,22 +1,29 @@
-"""``cutover setup``: configure once what the Prefect server needs to tell approvers a form waits.
+"""``cutover setup``: the one production step on a Prefect server, idempotent.
 
-Registered by :func:`cli.register_commands`. ``--notify-webhook URL`` creates or updates (by name,
-idempotently) the Custom Webhook notification block and the automation of :mod:`flows.notify`;
-``--no-notify`` removes both. The robot's key (the URL's query string) is never printed. Exit 0 on
-success, 2 for a bad command line, 1 for a template file that is not a JSON object, 5 when the
-Prefect API does not answer or the URL or template cannot work.
+Registered by :func:`cli.register_commands`. Plain ``cutover setup`` creates what the flows need on
+the server ``PREFECT_API_URL`` names, or finds it there as it should be: the work pool (type
+``cutover``), every deployment of :data:`flows.deployments.DEPLOYMENTS` on it, and the recovery
+automations of :mod:`flows.recovery`. It prints one line per thing: ``created``, ``already there``
+or ``updated``; running it again changes nothing. ``--notify-webhook URL`` also creates or updates
+(by name) the Custom Webhook notification block and the automation of :mod:`flows.notify`;
+``--no-notify`` removes both. The robot's key (the URL's query string) is never printed.
+
+Exit 0 on success, 2 for a bad command line, 1 for a template file that is not a JSON object, 5 when
+the Prefect API does not answer or the URL or template cannot work.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from cli._console import ExitCode, console, fail
-from flows.notify import DEFAULT_NAME, ensure_notifications, remove_notifications
+from cli._console import ExitCode, console, fail, require_prefect_api
+from cutover.settings import DEFAULT_POOL, get_settings
+from flows.notify import DEFAULT_NAME
 
 __all__ = ["setup"]
 
@@ -29,9 +36,9 @@ def setup(
             metavar="URL",
             envvar="CUTOVER_NOTIFY_WEBHOOK",
             show_envvar=True,
-            help="The messaging robot's webhook (WeCom 企业微信, DingTalk 钉钉, ...) that approvers are told "
-            "through when a form waits for them. Prefer the environment variable: a command line is visible "
-            "to other users of the machine.",
+            help="Also tell approvers through this messaging robot's webhook (WeCom 企业微信, DingTalk 钉钉, ...) "
+            "when a form waits for them. Prefer the environment variable: a command line is visible to other "
+            "users of the machine.",
         ),
     ] = None,
     template_file: Annotated[
@@ -50,23 +57,59 @@ def setup(
     name: Annotated[
         str, typer.Option(help="The notification block's name (lowercase, digits, dashes).")
     ] = DEFAULT_NAME,
+    pool: Annotated[str, typer.Option(help="The work pool the deployments go to.")] = DEFAULT_POOL,
 ) -> None:
-    """Configure the Prefect server once: tell approvers through a messaging robot when a form waits."""
-    if no_notify == (notify_webhook is not None):
-        fail("give either --notify-webhook URL or --no-notify (see `cutover setup --help`)", ExitCode.USAGE)
+    """Create (or find as they should be) the work pool, the deployments and the recovery automations."""
+    if no_notify and notify_webhook is not None:
+        fail("give --notify-webhook URL or --no-notify, not both (see `cutover setup --help`)", ExitCode.USAGE)
+    template = _template(template_file)
+    require_prefect_api("set up")
+    _deployments_and_recovery(pool)
     if no_notify:
-        removal = remove_notifications(name)
-        if removal.block_removed or removal.automations_removed:
-            block = "notification block" if removal.block_removed else "no notification block (already gone)"
-            console.print(f"removed {block} {name!r} and {removal.automations_removed} automation(s)", markup=False)
-        else:
-            console.print(f"nothing to remove: no notification block {name!r} and no automation", markup=False)
-        return
-    assert notify_webhook is not None
-    setup = ensure_notifications(notify_webhook, name=name, json_template=_template(template_file))
-    for line in setup.lines():
-        console.print(line, soft_wrap=True, markup=False)
+        _remove_notifications(name)
+    elif notify_webhook is not None:
+        _notifications(notify_webhook, name, template)
+    console.print(
+        f"next: start a worker on each machine that runs cutovers: prefect worker start --pool {pool} --type cutover",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+def _deployments_and_recovery(pool: str) -> None:
+    from flows.deployments import DEPLOYMENTS, ensure_work_pool, register_deployment
+    from flows.recovery import ensure_recovery
+
+    _show(ensure_work_pool(pool).line())
+    for deployment in DEPLOYMENTS:
+        if deployment != "recover":  # ensure_recovery registers it with the automations that start it
+            _show(register_deployment(deployment, work_pool=pool).line())
+    silence = timedelta(seconds=get_settings().recovery_silence_s)  # as the workers have it: no tug of war
+    for applied in ensure_recovery(pool, silence=silence):
+        _show(applied.line())
+
+
+def _notifications(webhook: str, name: str, template: dict[str, Any] | None) -> None:
+    from flows.notify import ensure_notifications
+
+    for line in ensure_notifications(webhook, name=name, json_template=template).lines():
+        _show(line)
     console.print("approvers are told when a sign-off form, a decommission sign-off or a withdrawal window waits")
+
+
+def _remove_notifications(name: str) -> None:
+    from flows.notify import remove_notifications
+
+    removal = remove_notifications(name)
+    if removal.block_removed or removal.automations_removed:
+        block = "notification block" if removal.block_removed else "no notification block (already gone)"
+        _show(f"removed {block} {name!r} and {removal.automations_removed} automation(s)")
+    else:
+        _show(f"nothing to remove: no notification block {name!r} and no automation")
+
+
+def _show(line: str) -> None:
+    console.print(line, markup=False, soft_wrap=True)
 
 
 def _template(path: Path | None) -> dict[str, Any] | None:

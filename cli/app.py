@@ -102,6 +102,6 @@ def deployments(
     text = prefect_yaml(pool)
     if write:
         PREFECT_YAML.write_text(text, encoding="utf-8")
-        console.print(f"wrote {PREFECT_YAML}; register it with `prefect deploy --all --no-prompt`")
+        console.print(f"wrote {PREFECT_YAML}; register the deployments with `cutover setup`")
     else:
         typer.echo(text, nl=False)

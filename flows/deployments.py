@@ -36,13 +36,14 @@ import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any, Literal, cast
 from uuid import UUID
 
 import yaml
 from prefect import get_client
 from prefect.artifacts import create_link_artifact
 from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.client.schemas.responses import DeploymentResponse
 from prefect.deployments.runner import RunnerDeployment
 from prefect.exceptions import ObjectNotFound
 from prefect.flows import Flow
@@ -56,7 +57,9 @@ __all__ = [
     "DEPLOYMENTS",
     "HEARTBEAT_S",
     "VIA_PREFECT",
+    "Applied",
     "Deployment",
+    "Status",
     "artifact_url",
     "artifact_version_url",
     "deployment_url",
@@ -70,10 +73,28 @@ __all__ = [
     "find_rollback_deployment",
     "flow_run_url",
     "prefect_yaml",
+    "register_deployment",
     "remove_rollback_deployment",
     "rollback_deployment",
     "rollback_deployment_name",
 ]
+
+
+#: What applying something to the Prefect server did: made it, found it as wanted, or changed it.
+Status = Literal["created", "already there", "updated"]
+
+
+@dataclass(frozen=True)
+class Applied:
+    """One thing on the Prefect server (a work pool, a deployment, an automation) and what applying it did."""
+
+    what: str
+    status: Status
+    id: UUID | None = None
+
+    def line(self) -> str:
+        """One line fit to print, e.g. ``deployment 'cutover/cutover': already there``."""
+        return f"{self.what}: {self.status}"
 
 
 @dataclass(frozen=True)
@@ -205,8 +226,8 @@ _PREFECT_VERSION = "3.9.1"  # the lowest version pyproject.toml admits
 _YAML_HEADER = """\
 # govcloud-cutover deployments. GENERATED from flows/deployments.py by `cutover deployments --write`;
 # edit the table there, not this file (a test fails when they differ).
-# Register them with:  prefect work-pool create cutover-process --type cutover  (once; `make demo` does it)
-#                      prefect deploy --all --no-prompt
+# Register them with `cutover setup` (the work pool, these deployments and the recovery automations, idempotently;
+# or by hand: `prefect work-pool create cutover-process --type cutover` first, then `prefect deploy --all --no-prompt`).
 # Runs execute on the work pool's workers:  prefect worker start --pool cutover-process --type cutover
 # Each worker needs CUTOVER_DATABASE_URL (the ledger), CUTOVER_SPECS_DIR and the secrets the specs
 # name in its environment, and this package installed; CUTOVER_REPO is where this file lives.
@@ -299,20 +320,57 @@ def ensure_watch_deployment(
     return _apply(watch, work_pool=work_pool, paused=paused)
 
 
-def ensure_work_pool(name: str = DEFAULT_POOL) -> None:
+def ensure_work_pool(name: str = DEFAULT_POOL) -> Applied:
     """Create the work pool (type ``cutover``, the process job template) if the server lacks it.
 
     The cutover worker (:mod:`worker`) is a process worker: its pools take the process job template.
+    A pool already there is left as it is (whatever its type).
     """
     from prefect.workers.process import ProcessWorker  # only when a pool is created: a heavy import
 
     with get_client(sync_client=True) as client:
         try:
-            client.read_work_pool(name)
+            found = client.read_work_pool(name)
         except ObjectNotFound:
             template = ProcessWorker.get_default_base_job_template()
             pool = WorkPoolCreate(name=name, type=WORKER_TYPE, base_job_template=template)
-            client.create_work_pool(pool, overwrite=False)
+            created = client.create_work_pool(pool, overwrite=False)
+            return Applied(f"work pool {name!r} (type {WORKER_TYPE})", "created", created.id)
+    return Applied(f"work pool {name!r} (type {found.type})", "already there", found.id)
+
+
+def register_deployment(name: str, *, work_pool: str = DEFAULT_POOL) -> Applied:
+    """Apply the deployment ``name`` of :data:`DEPLOYMENTS` on ``work_pool`` unless it is there as the table says."""
+    deployment = DEPLOYMENTS[name]
+    full_name = f"{deployment.flow().name}/{deployment.name}"
+    with get_client(sync_client=True) as client:
+        try:
+            existing: DeploymentResponse | None = client.read_deployment_by_name(full_name)
+        except ObjectNotFound:
+            existing = None
+    what = f"deployment {full_name!r}"
+    if existing is not None and not _differences(existing, deployment, work_pool):
+        return Applied(what, "already there", existing.id)
+    deployment_id = _apply(deployment, work_pool=work_pool)
+    return Applied(what, "created" if existing is None else "updated", deployment_id)
+
+
+def _differences(found: DeploymentResponse, wanted: Deployment, work_pool: str) -> list[str]:
+    """The fields in which the deployment on the server differs from the table's entry."""
+    intervals = sorted(s.schedule.interval.total_seconds() for s in found.schedules if hasattr(s.schedule, "interval"))
+    limit = found.global_concurrency_limit.limit if found.global_concurrency_limit else None
+    pairs = {
+        "entrypoint": (found.entrypoint, wanted.entrypoint),
+        "description": (found.description, wanted.description),
+        "tags": (sorted(found.tags), sorted(wanted.tags)),
+        "parameters": (found.parameters, dict(wanted.parameters)),
+        "concurrency_limit": (limit, wanted.concurrency_limit),
+        "schedules": (intervals, [wanted.interval.total_seconds()] if wanted.interval else []),
+        "work_pool": (found.work_pool_name, work_pool),
+        "job_variables": (found.job_variables or {}, _plain(wanted.job_variables)),
+        "paused": (found.paused, False),
+    }
+    return [name for name, (have, want) in pairs.items() if have != want]
 
 
 def deployment_url(deployment_id: UUID) -> str:

@@ -75,7 +75,7 @@ BODY_TEMPLATE = (
     f" — open 打开: {{{{ {_P}.link }}}}"
 )
 
-Status = Literal["created", "updated", "unchanged"]
+Status = Literal["created", "updated", "already there"]
 
 
 @dataclass(frozen=True)
@@ -205,7 +205,7 @@ def _ensure_block(block: CustomWebhookNotificationBlock, name: str) -> tuple[UUI
         existing = None
     if existing is not None and _content(existing) == _content(block):
         assert existing._block_document_id is not None
-        return existing._block_document_id, "unchanged"
+        return existing._block_document_id, "already there"
     try:
         block_id = cast("UUID", block.save(name, overwrite=True))
     except ValueError as exc:
@@ -252,7 +252,7 @@ def _ensure_automation(wanted: AutomationCore) -> tuple[UUID, Status]:
         if same is None:
             client.update_automation(keep.id, wanted)
             return keep.id, "updated"
-        return keep.id, "unchanged"
+        return keep.id, "already there"
 
 
 def _shape(automation: AutomationCore) -> dict[str, Any]:

@@ -12,8 +12,9 @@ The automation :data:`RESUME_CRASHED` then starts the ``recover`` deployment for
 running (its system still claimed by it) is continued by a new run of the same deployment with
 ``resume=true`` — unless another request of that deployment is already waiting, which continues it
 itself (a one-click rollback made meanwhile is not refused). A crashed watch run is replaced at once,
-so the watch has no blind spot. A run that is alive is never touched. The cutover worker creates
-both automations when it starts (:func:`ensure_recovery`), idempotently.
+so the watch has no blind spot. A run that is alive is never touched. ``cutover setup`` creates the
+``recover`` deployment and both automations (:func:`ensure_recovery`), and every cutover worker
+brings them up to date when it starts, idempotently (both read ``CUTOVER_RECOVERY_SILENCE_S``).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from cutover import audit
 from cutover.ledger import Ledger, RunKind
 from cutover.runtime import open_ledger
 from flows._context import run_logger
-from flows.deployments import HEARTBEAT_S, ensure_recover_deployment
+from flows.deployments import HEARTBEAT_S, Applied, register_deployment
 
 __all__ = ["CRASH_ZOMBIES", "HEARTBEAT_S", "RESUME_CRASHED", "crash_silent_runs", "ensure_recovery", "recover"]
 
@@ -55,11 +56,11 @@ _KINDS = {"cutover": RunKind.CUTOVER, "rollback": RunKind.ROLLBACK, "decommissio
 _WAITING = [StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING]
 
 
-def ensure_recovery(work_pool: str, *, silence: timedelta = timedelta(seconds=90)) -> None:
+def ensure_recovery(work_pool: str, *, silence: timedelta = timedelta(seconds=90)) -> list[Applied]:
     """Create (or bring up to date) the ``recover`` deployment on ``work_pool`` and both automations."""
-    deployment_id = ensure_recover_deployment(work_pool=work_pool)
-    _ensure(_crash_zombies(silence))
-    _ensure(_resume_crashed(deployment_id))
+    deployment = register_deployment("recover", work_pool=work_pool)
+    assert deployment.id is not None
+    return [deployment, _ensure(_crash_zombies(silence)), _ensure(_resume_crashed(deployment.id))]
 
 
 def crash_silent_runs(work_pool: str, silence: timedelta, *, now: datetime | None = None) -> list[UUID]:
@@ -143,14 +144,18 @@ def _resume_crashed(recover_deployment: UUID) -> AutomationCore:
     )
 
 
-def _ensure(wanted: AutomationCore) -> None:
+def _ensure(wanted: AutomationCore) -> Applied:
+    what = f"automation {wanted.name!r}"
     with get_client(sync_client=True) as client:
         existing = client.read_automations_by_name(wanted.name)
-        if any(_shape(found) == _shape(wanted) for found in existing):
-            return
+        keep = next((found for found in existing if _shape(found) == _shape(wanted)), None)
         for stale in existing:
-            client.delete_automation(stale.id)
-        client.create_automation(wanted)
+            if stale is not keep:
+                client.delete_automation(stale.id)  # an older shape, or a twin two workers made at once
+        if keep is not None:
+            return Applied(what, "already there" if len(existing) == 1 else "updated", keep.id)
+        created = client.create_automation(wanted)
+    return Applied(what, "updated" if existing else "created", created)
 
 
 def _shape(automation: AutomationCore) -> dict[str, Any]:

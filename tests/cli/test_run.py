@@ -83,7 +83,7 @@ def test_an_unreachable_prefect_api_exits_5_saying_how_to_start_it(system: str) 
     assert "did not answer" in error and "prefect server start" in error
 
 
-def test_an_unregistered_cutover_deployment_exits_5_saying_to_create_the_pool_then_deploy(
+def test_an_unregistered_cutover_deployment_exits_5_saying_to_run_cutover_setup(
     system: str, prefect_server: PrefectServer
 ) -> None:
     with get_client(sync_client=True) as client, contextlib.suppress(ObjectNotFound):
@@ -92,8 +92,7 @@ def test_an_unregistered_cutover_deployment_exits_5_saying_to_create_the_pool_th
     error = one_line_error(cutover("run", system), 5)
 
     assert f"the deployment {CUTOVER_DEPLOYMENT} is not registered" in error
-    assert error.index("prefect work-pool create cutover-process --type cutover") < error.index("prefect deploy --all")
-    assert "cutover deployments --write" in error
+    assert "run `cutover setup`" in error and "prefect worker start --pool cutover-process" in error
 
 
 def test_no_wait_starts_the_deployment_for_the_system_as_the_cli_user_and_prints_the_runs_page(

@@ -173,8 +173,8 @@ def test_setting_up_twice_leaves_one_block_and_one_automation(
     moved = ensure_notifications(robot.hook("/robot-2"), name=name)
 
     assert (first.block, first.automation) == ("created", "created")
-    assert (again.block, again.automation) == ("unchanged", "unchanged")
-    assert moved.block == "updated" and moved.automation == "unchanged"
+    assert (again.block, again.automation) == ("already there", "already there")
+    assert moved.block == "updated" and moved.automation == "already there"
     assert first.block_document_id == again.block_document_id == moved.block_document_id
     assert first.automation_id == again.automation_id == moved.automation_id
     with get_client(sync_client=True) as client:
