@@ -152,9 +152,24 @@ def _state_label(ledger: Ledger, system: System) -> str:
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
+def audit_verify(
+    against: Annotated[
+        Path | None,
+        typer.Option(
+            "--against",
+            metavar="FILE",
+            help="An earlier `cutover audit export` (JSON Lines or CSV): each of its events must still be in "
+            "the ledger, unchanged (detects a trail truncated after the export, or another chain).",
+        ),
+    ] = None,
+) -> None:
     """Walk the audit chain, check the step executions and re-verify every SM2 signature; exit 1 if one fails."""
-    result = audit.verify(open_ledger())
+    ledger = open_ledger()
+    if against is not None:
+        from cli._audit_export import check_against
+
+        console.print(check_against(ledger, against), markup=False, soft_wrap=True)
+    result = audit.verify(ledger)
     if result.ok:
         console.print(
             f"[green]audit chain intact[/]: {result.checked} events verified, "

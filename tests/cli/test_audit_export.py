@@ -92,3 +92,88 @@ def test_a_broken_chain_points_to_the_export_command() -> None:
 
     with pytest.raises(AuditChainBroken, match="last exported audit log \\(`cutover audit export --out FILE`"):
         broken.raise_if_broken()
+
+
+def as_dba(ledger: Ledger, *statements: str) -> None:
+    """Run ``statements`` with the append-only triggers out of the way, as a database administrator could."""
+    with ledger.engine.begin() as connection:
+        if connection.dialect.name == "sqlite":
+            connection.exec_driver_sql("DROP TRIGGER audit_events_refuse_update")
+            connection.exec_driver_sql("DROP TRIGGER audit_events_refuse_delete")
+        else:
+            connection.exec_driver_sql("ALTER TABLE audit_events DISABLE TRIGGER USER")
+        for statement in statements:
+            connection.exec_driver_sql(statement)
+
+
+def truncate_and_rewind_the_head(ledger: Ledger, keep: int) -> None:
+    """Delete every event after seq ``keep`` and make the head row say the chain ends there."""
+    kept = audit.events(ledger, limit=1_000_000)
+    digest = next(event.digest for event in kept if event.seq == keep)
+    as_dba(
+        ledger,
+        f"DELETE FROM audit_events WHERE seq > {keep}",
+        f"UPDATE audit_chain_head SET seq = {keep}, digest = '{digest}'",
+    )
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_verify_against_an_export_passes_while_the_trail_only_grew_since(
+    ledger_env: Ledger, new_system: Callable[[Ledger], str], tmp_path: Path, fmt: str
+) -> None:
+    some_history(ledger_env, new_system)
+    out = tmp_path / f"audit.{fmt}"
+    assert cutover("audit", "export", "--format", fmt, "--out", str(out)).exit_code == 0
+    new_system(ledger_env)
+
+    result = cutover("audit", "verify", "--against", str(out))
+
+    assert result.exit_code == 0, result.output
+    assert f"of {out}" in result.stdout and "in the ledger unchanged; 1 since" in result.stdout
+    assert "audit chain intact" in result.stdout
+
+
+def test_verify_against_an_export_names_a_trail_truncated_after_it_even_with_its_head_rewound(
+    ledger_env: Ledger, new_system: Callable[[Ledger], str], tmp_path: Path
+) -> None:
+    some_history(ledger_env, new_system)
+    out = tmp_path / "audit.jsonl"
+    assert cutover("audit", "export", "--out", str(out)).exit_code == 0
+    exported = len(out.read_text(encoding="utf-8").splitlines())
+    truncate_and_rewind_the_head(ledger_env, keep=exported - 2)
+    assert cutover("audit", "verify").exit_code == 0, "the chain alone no longer shows the truncation"
+
+    result = cutover("audit", "verify", "--against", str(out))
+
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("error: the audit trail was truncated after the export")
+    assert f"no event seq {exported - 1}..{exported} (2 exported events gone; its newest is seq {exported - 2})" in (
+        result.stderr
+    )
+
+
+def test_verify_against_the_export_of_another_chain_names_the_first_seq_that_differs(
+    ledger_env: Ledger, new_system: Callable[[Ledger], str], tmp_path: Path
+) -> None:
+    some_history(ledger_env, new_system)
+    out = tmp_path / "audit.jsonl"
+    assert cutover("audit", "export", "--out", str(out)).exit_code == 0
+    events = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    events[1]["digest"] = "sm3:" + "0" * 64  # the export of a chain that went another way at seq 2
+    out.write_text("".join(json.dumps(event) + "\n" for event in events), encoding="utf-8")
+
+    result = cutover("audit", "verify", "--against", str(out))
+
+    assert result.exit_code == 1, result.output
+    assert "the ledger's trail is not the chain exported to" in result.stderr and "at seq 2" in result.stderr
+
+
+def test_verify_against_a_file_that_is_not_an_export_exits_1_naming_the_line(
+    ledger_env: Ledger, tmp_path: Path
+) -> None:
+    out = tmp_path / "notes.jsonl"
+    out.write_text('{"seq": 1, "digest": "sm3:00"}\n{oops\n', encoding="utf-8")
+
+    result = cutover("audit", "verify", "--against", str(out))
+
+    assert result.exit_code == 1 and f"{out}:2: not a JSON object" in result.stderr, result.output
