@@ -13,7 +13,7 @@ it. The command also prints the chain head (newest seq and digest), to note down
 With ``--system S`` only the events about S (``system:S``, its runs' steps, and events whose detail
 names it) are written: each event still verifies alone, but the links between them have gaps.
 
-``cutover audit verify --against FILE`` (:func:`check_against`) compares the ledger with such a
+``cutover audit verify --against FILE`` (:func:`cli._audit_against.check_against`) compares the ledger with such a
 file: every exported event must still be in the ledger with the same digest, so a trail truncated
 after the export (even with its head row rewound to match) or replaced by another chain is named.
 """
@@ -32,13 +32,12 @@ from typing import Annotated, Any, TextIO
 import sqlalchemy as sa
 import typer
 
-from cli._console import ExitCode, console, err_console, fail
+from cli._console import console, err_console
 from cli._ledger import audit_app
-from cutover.errors import AuditChainBroken
 from cutover.ledger import AuditChainHead, AuditEvent, AuditOutcome, Ledger
 from cutover.runtime import open_ledger
 
-__all__ = ["ExportFormat", "check_against", "export"]
+__all__ = ["ExportFormat", "export"]
 
 FIELDS = ("seq", "at", "actor", "action", "object", "outcome", "detail", "prev_digest", "digest")
 _BATCH = 1_000
@@ -134,77 +133,3 @@ def _summary(ledger: Ledger, written: int, where: str) -> str:
         f"wrote {written} audit events to {where}; chain head seq {head.seq}, digest {head.digest} "
         "(note it down outside the ledger)"
     )
-
-
-# ------------------------------------------------------------------------- verify --against
-def check_against(ledger: Ledger, path: Path) -> str:
-    """Compare the ledger's trail with an export: every exported event must be there, digest unchanged.
-
-    Raises :class:`AuditChainBroken` naming the first exported seq the ledger lost (a trail truncated
-    after the export) or holds with another digest (another chain); else a one-line summary.
-    """
-    exported = _exported_digests(path)
-    if not exported:
-        raise AuditChainBroken(f"{path} holds no audit events to compare with; export again")
-    held = _ledger_digests(ledger, list(exported))
-    newest = _newest_seq(ledger)
-    missing = [seq for seq in exported if seq not in held]
-    if missing:
-        raise AuditChainBroken(_missing(path, missing, newest))
-    for seq, digest in exported.items():
-        if held[seq] != digest:
-            raise AuditChainBroken(
-                f"the ledger's trail is not the chain exported to {path}: at seq {seq} the ledger has digest "
-                f"{held[seq]}, the export {digest}; preserve the database and the export as evidence"
-            )
-    last = max(exported)
-    return f"all {len(exported)} events of {path} (up to seq {last}) are in the ledger unchanged; {newest - last} since"
-
-
-def _missing(path: Path, missing: list[int], newest: int) -> str:
-    span = f"seq {missing[0]}" + (f"..{missing[-1]}" if len(missing) > 1 else "")
-    how = "truncated after the export" if missing[0] > newest else "has lost events since the export"
-    return (
-        f"the audit trail was {how} {path}: the ledger has no event {span} ({len(missing)} exported events gone; "
-        f"its newest is seq {newest}); preserve the database and the export as evidence"
-    )
-
-
-def _exported_digests(path: Path) -> dict[int, str]:
-    """``{seq: digest}`` of every event in a JSON Lines or CSV export, in file order."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        fail(f"{path}: cannot read the export ({exc})", ExitCode.INVALID)
-    rows = _jsonl_rows(path, text) if text.lstrip().startswith("{") else csv.DictReader(text.splitlines())
-    found: dict[int, str] = {}
-    for number, row in enumerate(rows, start=1):
-        try:
-            found[int(row["seq"])] = str(row["digest"])
-        except (KeyError, TypeError, ValueError) as exc:
-            fail(f"{path}: event {number} has no seq and digest ({exc}); is it an audit export?", ExitCode.INVALID)
-    return found
-
-
-def _jsonl_rows(path: Path, text: str) -> Iterator[dict[str, Any]]:
-    for number, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError as exc:
-                fail(f"{path}:{number}: not a JSON object ({exc.msg}); is it an audit export?", ExitCode.INVALID)
-
-
-def _ledger_digests(ledger: Ledger, seqs: list[int]) -> dict[int, str]:
-    held: dict[int, str] = {}
-    with ledger.session() as session:
-        for start in range(0, len(seqs), _BATCH):
-            chunk = seqs[start : start + _BATCH]
-            statement = sa.select(AuditEvent.seq, AuditEvent.digest).where(AuditEvent.seq.in_(chunk))
-            held.update({seq: digest for seq, digest in session.execute(statement)})
-    return held
-
-
-def _newest_seq(ledger: Ledger) -> int:
-    with ledger.session() as session:
-        return int(session.scalar(sa.select(sa.func.max(AuditEvent.seq))) or 0)

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from cli._audit_against import check_against
 from cli._console import ExitCode, console, err_console, fail
 from cli.app import SpecPaths, _paths, app
 from cutover import audit
@@ -166,8 +167,6 @@ def audit_verify(
     """Walk the audit chain, check the step executions and re-verify every SM2 signature; exit 1 if one fails."""
     ledger = open_ledger()
     if against is not None:
-        from cli._audit_export import check_against
-
         console.print(check_against(ledger, against), markup=False, soft_wrap=True)
     result = audit.verify(ledger)
     if result.ok:
