@@ -32,6 +32,9 @@ from tests.tasks._signoff_estate import wait_for_form
 pytestmark = pytest.mark.timeout(900)
 
 POOL = "cutover-process"
+#: The stress test's pass marks, generous enough for a 2-core machine under four CPU hogs (the demo's
+#: own, p95 800 ms and 40 requests/s, are a statement about the estate's speed, not this path's).
+LOADED_MACHINE_THRESHOLDS = {"p95_ms": 10_000, "failure_ratio": 0.05, "min_rps": 1}
 APPROVERS = {"wang.li": ("王丽", "department"), "zhao.min": ("赵敏", "cloud_provider")}
 
 
@@ -68,7 +71,9 @@ def operator(
     """A spec for a new system on the estate and an empty CUTOVER_HOME; the worker is stopped after."""
     clean_estate.reset(reseed=True)
     system = f"path-{uuid.uuid4().hex[:8]}"
-    write_spec(Spec.model_validate(demo_spec(clean_estate, system_id=system)), tmp_path / "specs")
+    spec = demo_spec(clean_estate, system_id=system)
+    spec["test_platform"]["stress"]["thresholds"] = LOADED_MACHINE_THRESHOLDS
+    write_spec(Spec.model_validate(spec), tmp_path / "specs")
     home = tmp_path / "home"
     env = {"CUTOVER_HOME": str(home), "CUTOVER_SPECS_DIR": str(tmp_path / "specs"), **secret_env(clean_estate)}
     monkeypatch.delenv("CUTOVER_DATABASE_URL", raising=False)
