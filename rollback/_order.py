@@ -88,25 +88,29 @@ def safe_order(spec: Spec) -> tuple[tuple[AnyStep, ...], tuple[PlanChange, ...]]
     ordered = sorted(steps, key=lambda step: roles[step.id])  # stable: equal roles keep the author's order
     changes = [PlanChange(step.id, Change.ADDED, why) for step, _, why in added]
     changes += _moves(declared, ordered, roles, facts)
-    with_back, added_back = _replication_back(spec, ordered, roles)
+    with_back, added_back = _replication_back(spec, ordered, roles, facts)
     return tuple(with_back), tuple(changes + added_back)
 
 
 def _replication_back(
-    spec: Spec, ordered: list[Step], roles: dict[str, Role]
+    spec: Spec, ordered: list[Step], roles: dict[str, Role], facts: _Facts
 ) -> tuple[list[AnyStep], list[PlanChange]]:
+    """With replication: the tool's ``replication-back`` before the first verification or the traffic back,
+    and the cutover's verification reversed after it when the rollback declares none."""
     back = back_step(spec)
     steps: list[AnyStep] = list(ordered)
     if back is None:
         return steps, []
     later = [i for i, s in enumerate(ordered) if isinstance(s, DataVerifyStep) or roles[s.id] >= Role.AFTER_COPY]
-    steps.insert(later[0] if later else len(steps), back)
+    at = later[0] if later else len(steps)
+    verifies = _verification(ordered, facts, {s.id for s in ordered})
+    steps[at:at] = [back, *(step for step, _, _ in verifies)]
     why = (
         "the data comes back by logical replication: the original catches up with the cloud copy (writes there "
         "frozen by the steps before it), its subscription is dropped and its sequences moved on, before the "
         "verification and the traffic back; the cloud copy's data is left as it is"
     )
-    return steps, [PlanChange(back.id, Change.ADDED, why)]
+    return steps, [PlanChange(back.id, Change.ADDED, why), *(PlanChange(s.id, Change.ADDED, w) for s, _, w in verifies)]
 
 
 # ----------------------------------------------------------------------------------- facts
