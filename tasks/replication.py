@@ -40,11 +40,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from psycopg import sql
+
 from cutover.errors import CatchUpTimedOut, ReplicationError
 from tasks._pg_replication import (
     Conn,
     Names,
     Side,
+    Table,
     Url,
     advance_sequences,
     commit_mark,
@@ -55,6 +58,7 @@ from tasks._pg_replication import (
     ensure_publication,
     ensure_slot,
     names_for,
+    scalar,
     slot_lag,
     subscription_exists,
     sync_slot_pattern,
@@ -132,14 +136,31 @@ def start_forward(system_id: str, original_url: Url, cloud_url: Url, tables: Seq
     """The cloud copy subscribes to the original (initial copy of every table, then every change).
 
     Refused, with every problem named, when either side cannot replicate. The cloud copy must already
-    have the tables (logical replication carries rows, not schema), empty or not. Idempotent."""
+    have the tables (logical replication carries rows, not schema), empty: a table holding rows is
+    refused, naming it, before the first subscription. Idempotent."""
     names, original, cloud = names_for(system_id), Side(ORIGINAL, original_url), Side(CLOUD, cloud_url)
     _refuse_problems([(original, original_url), (cloud, cloud_url)], tables)
+    with cloud.connect("looking at the cloud copy's tables") as connection:
+        if not subscription_exists(connection, names.forward):
+            _refuse_filled(connection, tables_of(tables))
     with original.connect("publishing to the cloud copy") as connection:
         ensure_publication(connection, names.forward, tables_of(tables))
         ensure_slot(connection, names.forward)
     with cloud.connect("subscribing to the original") as connection:
         create_subscription(connection, names.forward, original, copy_data=True)
+
+
+def _refuse_filled(connection: Conn, tables: Sequence[Table]) -> None:
+    """The initial copy inserts every row of the original: rows already on the cloud copy would collide
+    with them (and the copy would fail again and again, in the subscriber's log only)."""
+    filled = [str(t) for t in tables if scalar(connection, sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(t.ident))]
+    if filled:
+        raise ReplicationError(
+            f"the cloud copy's tables {', '.join(filled)} already hold rows; the subscription's initial copy of the "
+            "original would collide with them. Empty them on the cloud copy (TRUNCATE ...) before the cutover: the "
+            "subscription copies every row",
+            detail={"tables": filled},
+        )
 
 
 # ------------------------------------------------------------------------------- catch up

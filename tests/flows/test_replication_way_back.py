@@ -20,6 +20,7 @@ from cutover.ledger import Ledger, StepPhase
 from cutover.settings import Settings
 from cutover.spec import Spec
 from demo.estate import Estate
+from demo.hostprograms import running_pid
 from demo.specs import demo_spec, secret_env
 from flows._cut import cut_over, record_and_open_retention
 from flows._saga import SagaState
@@ -28,6 +29,8 @@ from rollback import RollbackState, run_rollback
 from tasks.preflight import CheckKind, run_preflight
 from tasks.readiness import replication_readiness
 from tasks.replication import Direction, names_for, status
+from tasks.replication_steps import ReplicationAction, replication_step
+from tasks.steps import execute_step
 from tests._polling import wait_until
 from tests.cutover_harness import in_flow, signed_context
 from tests.fixtures.pg_cluster import PgPair
@@ -62,6 +65,11 @@ def replicated(repl_estate: Estate, monkeypatch: pytest.MonkeyPatch) -> Iterator
     for key, value in secret_env(repl_estate).items():
         monkeypatch.setenv(key, value)
     repl_estate.reset(reseed=True)
+    wait_until(
+        lambda: all(running_pid(app) is not None for app in repl_estate.apps.values()),
+        what="every app instance of the estate running (what the original's readiness check asks)",
+        timeout_s=30,
+    )
     execute(repl_estate.db_url("cloud"), "TRUNCATE payments, insured")
     spec = replicated_spec(repl_estate)
     yield spec
@@ -162,6 +170,25 @@ def test_a_failed_health_gate_after_the_switch_carries_the_clouds_writes_back_be
     assert set(acknowledged) <= payment_ids(repl_estate, "legacy")
     gone = status(spec.system.id, repl_estate.db_url("legacy"), repl_estate.db_url("cloud"), TABLES)
     assert gone.direction is Direction.NONE and gone.problems == []
+
+
+def test_a_replication_step_recorded_as_done_is_replayed_from_the_ledger_not_repeated(
+    replicated: Spec, repl_estate: Estate, rb_ledger: Ledger, tmp_path: Path
+) -> None:
+    spec, ledger = replicated, rb_ledger
+    rc = signed_context(ledger, spec, write_spec(spec, tmp_path / "specs"), tmp_path / "home")
+    forward = replication_step(ReplicationAction.FORWARD)
+    first = execute_step(rc.steps(), forward, phase=StepPhase.CUTOVER)
+    assert not first.replayed and first.detail["subscription"] == names_for(spec.system.id).forward
+    execute(repl_estate.db_url("cloud"), f"ALTER SUBSCRIPTION {names_for(spec.system.id).forward} DISABLE")
+
+    again = execute_step(rc.steps(), forward, phase=StepPhase.CUTOVER)  # a re-run of the same run
+
+    assert again.replayed and again.detail["subscription"] == first.detail["subscription"]
+    seen = status(spec.system.id, repl_estate.db_url("legacy"), repl_estate.db_url("cloud"), TABLES)
+    assert seen.enabled is False  # start_forward did not run again (it would have enabled it)
+    record = ledger.get_step(rc.run.id, forward.id)
+    assert record is not None and record.attempt == 1
 
 
 def test_preflight_names_a_table_without_a_primary_key_and_a_database_without_logical_wal(
