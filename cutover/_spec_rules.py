@@ -375,6 +375,29 @@ def _data(data: dict[str, Any]) -> Iterator[Problem]:
         seen.add(name)
 
 
+def _replicated_freeze(data: dict[str, Any]) -> Iterator[Problem]:
+    """With ``data.replication`` the final sync waits for the cloud copy right before the first step that
+    needs the data there (the first data_verify step, else the traffic switch): writes must be frozen
+    before it, by a state-changing ssh step with an undo, or the direction turns with writes in flight."""
+    if _get(data, "data") is None:
+        return
+    steps = list(_items(data, "cutover", "steps"))
+    changing = [(i, s) for i, s in steps if s.get("kind") == "ssh" and s.get("changes_state", True)]
+    marked = [i for i, s in changing if s.get("switches_traffic")]
+    switch = marked[0] if marked else (changing[-1][0] if changing else None)
+    needs = [i for i, s in steps if s.get("kind") == "data_verify" or i == switch]
+    if not needs:
+        return
+    first = needs[0]
+    if not any(i < first and i != switch and s.get("undo") for i, s in changing):
+        yield (
+            ("cutover", "steps", first),
+            f"with data.replication the final sync (the cloud copy catching up) runs right before step "
+            f"{dict(steps)[first].get('id')!r}; put the step that freezes writes on the original "
+            "(an ssh step with an undo, e.g. appctl freeze / appctl unfreeze) before it",
+        )
+
+
 _RULES = (
     _scope,
     _disposition,
@@ -391,4 +414,5 @@ _RULES = (
     _inline_secrets,
     _secret_references,
     _data,
+    _replicated_freeze,
 )

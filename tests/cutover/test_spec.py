@@ -596,3 +596,17 @@ def test_a_duration_without_a_unit_is_refused_with_the_way_to_write_it(write_spe
     problem = the_problem(path, "cutover.health_gate.interval")
 
     assert "write a number with a unit: 5s, 5m" in problem.message
+
+
+def test_with_replication_a_cutover_without_a_freeze_before_the_final_sync_is_refused(write_spec: WriteSpec) -> None:
+    freeze = (
+        "    - {kind: ssh, id: freeze, name: 冻结写入 freeze writes, host: legacy, run: [/srv/app/bin/appctl, freeze], "
+        "undo: [/srv/app/bin/appctl, unfreeze]}\n"
+    )
+    path = write_spec((freeze, ""), ("\nretention:\n", with_data()))
+
+    problem = the_problem(path, "cutover.steps[1]")
+
+    assert "final sync (the cloud copy catching up) runs right before step 'verify-rows'" in str(problem)
+    assert "freezes writes on the original" in str(problem)
+    assert load_spec(write_spec(("\nretention:\n", with_data()))).data is not None  # with the freeze: accepted
