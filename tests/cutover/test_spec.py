@@ -610,3 +610,18 @@ def test_with_replication_a_cutover_without_a_freeze_before_the_final_sync_is_re
     assert "final sync (the cloud copy catching up) runs right before step 'verify-rows'" in str(problem)
     assert "freezes writes on the original" in str(problem)
     assert load_spec(write_spec(("\nretention:\n", with_data()))).data is not None  # with the freeze: accepted
+
+
+def test_with_replication_a_rollback_that_does_not_freeze_the_cloud_copy_before_the_catch_up_is_refused(
+    write_spec: WriteSpec,
+) -> None:
+    freeze_cloud = (
+        "    - {kind: ssh, id: freeze-cloud, name: 冻结云上写入 freeze the cloud copy, host: cloud, "
+        "run: [/srv/app/bin/appctl, freeze]}\n"
+    )
+    path = write_spec((freeze_cloud, ""), ("\nretention:\n", with_data()))
+
+    problem = the_problem(path, "rollback.steps")
+
+    assert "waits for the original to catch up with the cloud copy before step 'verify-reverse'" in str(problem)
+    assert "cutover step 'freeze''s command on the cloud copy's host" in str(problem)
