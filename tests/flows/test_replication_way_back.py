@@ -172,6 +172,28 @@ def test_a_failed_health_gate_after_the_switch_carries_the_clouds_writes_back_be
     assert gone.direction is Direction.NONE and gone.problems == []
 
 
+def test_a_failed_switch_drops_the_reverse_slot_and_keeps_the_cloud_copy_following_the_original(
+    replicated: Spec, repl_estate: Estate, rb_ledger: Ledger, tmp_path: Path, prefect_server: Any
+) -> None:
+    data = replicated.model_dump(mode="json", by_alias=True)
+    switch = next(s for s in data["cutover"]["steps"] if s["id"] == "switch-traffic")
+    switch["run"] = ["route", "nowhere"]
+    spec, ledger = Spec.model_validate(data), rb_ledger
+    rc = signed_context(ledger, spec, write_spec(spec, tmp_path / "specs"), tmp_path / "home")
+
+    outcome = in_flow(lambda: cut_over(rc))
+
+    assert outcome.state is SagaState.COMPENSATED and outcome.failed_step == "switch-traffic", outcome.summary()
+    undone = {s.step_id: s.outcome for s in outcome.steps if s.action == "undo"}
+    assert undone["replication-catch-up"] == undone["replication-forward"] == "undone"
+    assert "replication-turn-around" not in undone
+    reverse = names_for(spec.system.id).reverse
+    assert (reverse,) not in execute(repl_estate.db_url("cloud"), "SELECT slot_name FROM pg_replication_slots")
+    seen = status(spec.system.id, repl_estate.db_url("legacy"), repl_estate.db_url("cloud"), TABLES)
+    assert seen.direction is Direction.FORWARD and seen.ok, seen.problems
+    assert whoami(repl_estate) == "legacy"
+
+
 def test_a_replication_step_recorded_as_done_is_replayed_from_the_ledger_not_repeated(
     replicated: Spec, repl_estate: Estate, rb_ledger: Ledger, tmp_path: Path
 ) -> None:
