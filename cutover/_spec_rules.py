@@ -375,6 +375,67 @@ def _data(data: dict[str, Any]) -> Iterator[Problem]:
         seen.add(name)
 
 
+def _replicated_freeze(data: dict[str, Any]) -> Iterator[Problem]:
+    """With ``data.replication`` the final sync waits for the cloud copy right before the first step that
+    needs the data there (the first data_verify step, else the traffic switch): writes must be frozen
+    before it, by a state-changing ssh step with an undo, or the direction turns with writes in flight."""
+    if _get(data, "data") is None:
+        return
+    steps = list(_items(data, "cutover", "steps"))
+    _, first, freezes = _replicated_cutover(steps)
+    if first is None:
+        return
+    if not freezes:
+        yield (
+            ("cutover", "steps", first),
+            f"with data.replication the final sync (the cloud copy catching up) runs right before step "
+            f"{dict(steps)[first].get('id')!r}; put the step that freezes writes on the original "
+            "(an ssh step with an undo, e.g. appctl freeze / appctl unfreeze) before it",
+        )
+
+
+def _replicated_cutover(
+    steps: list[tuple[int, dict[str, Any]]],
+) -> tuple[int | None, int | None, list[dict[str, Any]]]:
+    """The switch's index, the final sync's (the first data_verify step, else the switch), the freezes before it."""
+    changing = [(i, s) for i, s in steps if s.get("kind") == "ssh" and s.get("changes_state", True)]
+    marked = [i for i, s in changing if s.get("switches_traffic")]
+    switch = marked[0] if marked else (changing[-1][0] if changing else None)
+    needs = [i for i, s in steps if s.get("kind") == "data_verify" or i == switch]
+    first = needs[0] if needs else None
+    freezes = [s for i, s in changing if first is not None and i < first and i != switch and s.get("undo")]
+    return switch, first, freezes
+
+
+def _replicated_rollback(data: dict[str, Any]) -> Iterator[Problem]:
+    """With ``data.replication`` the rollback waits for the original to catch up with the cloud copy right
+    before its first data_verify step or the traffic back: writes on the cloud copy must be frozen before,
+    by a step running the cutover's freeze command on another host (the cloud copy's)."""
+    rollback = list(_items(data, "rollback", "steps"))
+    if _get(data, "data") is None or not rollback:
+        return
+    steps = list(_items(data, "cutover", "steps"))
+    switch, _, freezes = _replicated_cutover(steps)
+    back = dict(steps).get(switch) if switch is not None else None
+    later = [i for i, s in rollback if s.get("kind") == "data_verify" or (back and _runs_undo(s, back))]
+    boundary = later[0] if later else len(rollback)
+    frozen = [
+        i for i, s in rollback for f in freezes if _same(s, f, "run") and s.get("host") not in (None, f.get("host"))
+    ]
+    if freezes and not any(i < boundary for i in frozen):
+        freeze = freezes[0]
+        yield (
+            ("rollback", "steps"),
+            f"with data.replication the rollback waits for the original to catch up with the cloud copy before "
+            f"{'step ' + repr(dict(rollback)[boundary].get('id')) if later else 'its end'}; freeze writes on the cloud "
+            f"copy before that: a step running cutover step {freeze.get('id')!r}'s command on the cloud copy's host",
+        )
+
+
+def _runs_undo(step: dict[str, Any], switch: dict[str, Any]) -> bool:
+    return step.get("host") == switch.get("host") and step.get("run") == switch.get("undo")
+
+
 _RULES = (
     _scope,
     _disposition,
@@ -391,4 +452,6 @@ _RULES = (
     _inline_secrets,
     _secret_references,
     _data,
+    _replicated_freeze,
+    _replicated_rollback,
 )

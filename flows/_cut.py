@@ -1,5 +1,10 @@
 """Stage 4–5 of the notice: the cutover saga, the health gate, and the retention window opening.
 
+With ``data.replication`` the tool's replication steps run among the spec's (see
+:mod:`tasks.replication_steps`): the cloud copy subscribes to the original at cutover start, the
+final sync is the catch-up right before the first data verification or the switch (writes frozen by
+the spec's freeze step), and the direction turns right after the switch.
+
 Right after each data_verify step of the cutover, the cloud copy's tables are recorded as the
 divergence baseline (:func:`tasks.divergence.record_baseline`), and when the window opens any table
 not yet recorded is; the watch measures against it. A baseline that cannot be recorded is logged,
@@ -21,15 +26,16 @@ from cutover.errors import ConfigurationError, CutoverError
 from cutover.ledger import AuditOutcome, LifecycleState, RunState, StepPhase
 from cutover.retention import window_end
 from cutover.secrets import redact
-from cutover.spec import CutoverPlan, DataVerifyStep, Step
+from cutover.spec import CutoverPlan, DataVerifyStep
 from flows._context import RunContext, run_logger
 from flows._preflight import before_first_step
 from flows._saga import SagaOutcome, SagaState, run_saga
 from tasks.divergence import ensure_baseline, record_baseline
 from tasks.health import health_gate
+from tasks.replication_steps import with_replication
 from tasks.report import artifact_key
 from tasks.ssh import StepContext
-from tasks.steps import StepResult, execute_step, step_table
+from tasks.steps import AnyStep, StepResult, execute_step, step_table
 
 _FINAL = {
     SagaState.SUCCEEDED: (LifecycleState.RETAINED, RunState.SUCCEEDED),
@@ -62,25 +68,26 @@ def cut_over(rc: RunContext) -> SagaOutcome:
             ),
         )
 
+    switch = plan.traffic_switch()
     outcome = run_saga(
         rc.steps(),
-        plan.steps,
+        with_replication(rc.spec, plan.steps, switch),
         rollback_steps=rollback_steps,
         after=gate,
         execute=_step_as_task,
-        switch=plan.traffic_switch(),
+        switch=switch,
     )
     rc.log(outcome.summary())
     return outcome
 
 
 @task(name="cutover-step", retries=0, cache_policy=NO_CACHE)
-def _step_task(ctx: StepContext, step: Step, phase: StepPhase) -> StepResult:
+def _step_task(ctx: StepContext, step: AnyStep, phase: StepPhase) -> StepResult:
     """One cutover step, shown as its own task run in the Prefect UI (the ledger stays the record)."""
     return execute_step(ctx, step, phase=phase)
 
 
-def _step_as_task(ctx: StepContext, step: Step, phase: StepPhase) -> StepResult:
+def _step_as_task(ctx: StepContext, step: AnyStep, phase: StepPhase) -> StepResult:
     runner = _step_task.with_options(
         task_run_name=f"{phase.value}-{step.id}", timeout_seconds=step.timeout.total_seconds() + 60
     )

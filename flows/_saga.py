@@ -17,6 +17,13 @@ Crash safety: a run whose compensation had begun resumes the compensation, never
 plan. Otherwise steps the ledger shows finished are skipped, and a step left ``started`` by a
 killed worker is reconciled: its ``check`` command decides whether it took effect; without a
 check the step is run again (such steps must be idempotent).
+
+Replicated data (spec ``data.replication``): the steps the tool adds (:mod:`tasks.replication_steps`)
+are undone like the others, last first, with one exception: the turn-around of the replication
+direction (right after the traffic switch) is undone right after the switch's undo, when the cloud
+copy no longer gets traffic and the original is still frozen, so every write the cloud copy
+acknowledged reaches the original before it is writable. A turn-around that failed half-way is
+undone too (its undo completes it first).
 """
 
 from __future__ import annotations
@@ -30,10 +37,11 @@ from cutover.errors import CutoverError
 from cutover.ledger import StepPhase, StepStatus
 from cutover.secrets import redact
 from cutover.spec import SshStep, Step
+from tasks.replication_steps import ReplicationAction, ReplicationStep
 from tasks.ssh import StepContext, run_ssh_step, step_key
-from tasks.steps import StepReport, StepResult, execute_step
+from tasks.steps import AnyStep, StepReport, StepResult, execute_step
 
-Executor = Callable[[StepContext, Step, StepPhase], StepResult]
+Executor = Callable[[StepContext, AnyStep, StepPhase], StepResult]
 
 
 class SagaState(StrEnum):
@@ -63,13 +71,13 @@ class SagaOutcome:
         return f"{head}; ROLLBACK INCOMPLETE — left to do by hand: " + "; ".join(self.remaining)
 
 
-def _run_step(ctx: StepContext, step: Step, phase: StepPhase) -> StepResult:
+def _run_step(ctx: StepContext, step: AnyStep, phase: StepPhase) -> StepResult:
     return execute_step(ctx, step, phase=phase)
 
 
 def run_saga(
     ctx: StepContext,
-    steps: Sequence[Step],
+    steps: Sequence[AnyStep],
     *,
     rollback_steps: Sequence[Step] = (),
     after: Callable[[], None] | None = None,
@@ -84,7 +92,7 @@ def run_saga(
     plan = _Plan(list(steps), list(rollback_steps), switch if switch is not None else _last_changing(steps))
     if _compensation_began(ctx, plan):
         return _resume_compensation(ctx, plan)
-    done: list[Step] = []
+    done: list[AnyStep] = []
     reports: list[StepReport] = []
     try:
         for step in steps:
@@ -106,24 +114,24 @@ def run_saga(
 
 @dataclass(frozen=True)
 class _Plan:
-    steps: list[Step]
+    steps: list[AnyStep]
     rollback_steps: list[Step]
     switch: str | None  # the traffic switch's step id
 
-    def failed_id(self, done: Sequence[Step]) -> str:
+    def failed_id(self, done: Sequence[AnyStep]) -> str:
         return self.steps[len(done)].id if len(done) < len(self.steps) else "health-gate"
 
-    def traffic_moved(self, done: Sequence[Step]) -> bool:
+    def traffic_moved(self, done: Sequence[AnyStep]) -> bool:
         return self.switch is not None and any(step.id == self.switch for step in done)
 
 
-def _last_changing(steps: Sequence[Step]) -> str | None:
+def _last_changing(steps: Sequence[AnyStep]) -> str | None:
     changing = [s.id for s in steps if isinstance(s, SshStep) and s.changes_state]
     return changing[-1] if changing else None
 
 
 def _compensated(
-    ctx: StepContext, plan: _Plan, done: list[Step], reports: list[StepReport], exc: BaseException
+    ctx: StepContext, plan: _Plan, done: list[AnyStep], reports: list[StepReport], exc: BaseException
 ) -> SagaOutcome:
     failed = plan.failed_id(done)
     error = redact(str(exc)) or type(exc).__name__
@@ -150,7 +158,7 @@ def _resume_compensation(ctx: StepContext, plan: _Plan) -> SagaOutcome:
     return _compensated(ctx, plan, done, reports, CutoverError(f"step {failed} failed before the crash"))
 
 
-def _forward_succeeded(ctx: StepContext, step: Step) -> bool:
+def _forward_succeeded(ctx: StepContext, step: AnyStep) -> bool:
     keys = _host_keys(step) if isinstance(step, SshStep) else {None: step.id}
     records = [ctx.ledger.get_step(ctx.run_id, key) for key in keys.values()]
     return all(r is not None and r.status in _DONE for r in records)
@@ -164,8 +172,10 @@ def _host_keys(step: SshStep) -> dict[str | None, str]:
     return {host: step_key(step, host, "run") for host in hosts}
 
 
-def _partly_done(ctx: StepContext, step: Step) -> bool:
-    """A fan-out step that failed on some hosts and succeeded on others."""
+def _partly_done(ctx: StepContext, step: AnyStep) -> bool:
+    """A fan-out step that failed on some hosts and succeeded on others; a turn-around that began."""
+    if isinstance(step, ReplicationStep):
+        return step.action is ReplicationAction.TURN and ctx.ledger.get_step(ctx.run_id, step.id) is not None
     if not isinstance(step, SshStep) or not step.hosts or not step.changes_state:
         return False
     records = [ctx.ledger.get_step(ctx.run_id, key) for key in _host_keys(step).values()]
@@ -173,13 +183,13 @@ def _partly_done(ctx: StepContext, step: Step) -> bool:
 
 
 def compensate(
-    ctx: StepContext, done: Sequence[Step], rollback_steps: Sequence[Step], *, traffic_moved: bool = True
+    ctx: StepContext, done: Sequence[AnyStep], rollback_steps: Sequence[Step], *, traffic_moved: bool = True
 ) -> tuple[list[StepReport], list[str]]:
     """Undo ``done`` last first, then carry data back if traffic had moved; the reports and what is left."""
     covering = {s.id: s for s in rollback_steps}
     reports: list[StepReport] = []
     remaining: list[str] = []
-    undone = [s for s in reversed(done) if not _covered(s)]
+    undone = _undo_order([s for s in reversed(done) if not _covered(s)])
     covered = [s for s in reversed(done) if _covered(s)]
     for step in undone:
         _record(reports, remaining, _undo_one(ctx, step))
@@ -188,7 +198,17 @@ def compensate(
     return reports, remaining
 
 
-def _covered(step: Step) -> bool:
+def _undo_order(last_first: list[AnyStep]) -> list[AnyStep]:
+    """Last first, except a replication turn-around: undone right after the step before it (the switch)."""
+    order = list(last_first)
+    for index, step in enumerate(last_first):
+        turn = isinstance(step, ReplicationStep) and step.action is ReplicationAction.TURN
+        if turn and index + 1 < len(order):
+            order[index], order[index + 1] = order[index + 1], order[index]
+    return order
+
+
+def _covered(step: AnyStep) -> bool:
     return isinstance(step, SshStep) and step.changes_state and step.undo is None
 
 
@@ -198,7 +218,9 @@ def _record(reports: list[StepReport], remaining: list[str], report: StepReport)
         remaining.append(f"undo step {report.step_id!r} ({report.action}) — {report.error}")
 
 
-def _undo_one(ctx: StepContext, step: Step) -> StepReport:
+def _undo_one(ctx: StepContext, step: AnyStep) -> StepReport:
+    if isinstance(step, ReplicationStep):
+        return _undo_replication(ctx, step)
     if not isinstance(step, SshStep) or not step.changes_state or step.undo is None:
         return StepReport(step.id, step.name, "none", "nothing to undo")
     try:
@@ -208,6 +230,14 @@ def _undo_one(ctx: StepContext, step: Step) -> StepReport:
         return StepReport(step.id, step.name, "undo", "undone", result.duration_s)
     except CutoverError as exc:
         return StepReport(step.id, step.name, "undo", "undo failed", error=redact(str(exc)))
+
+
+def _undo_replication(ctx: StepContext, step: ReplicationStep) -> StepReport:
+    try:
+        result = execute_step(ctx, step, phase=StepPhase.UNDO, command="undo")
+    except CutoverError as exc:
+        return StepReport(step.id, step.name, "undo", "undo failed", error=redact(str(exc)))
+    return StepReport(step.id, step.name, "undo", "undone", result.duration_s)
 
 
 def _undo_where_done(ctx: StepContext, step: SshStep) -> StepReport:
@@ -229,7 +259,7 @@ def _succeeded(ctx: StepContext, key: str) -> bool:
     return record is not None and record.status is StepStatus.SUCCEEDED
 
 
-def _cover_one(ctx: StepContext, step: Step, covering: dict[str, Step], *, traffic_moved: bool) -> StepReport:
+def _cover_one(ctx: StepContext, step: AnyStep, covering: dict[str, Step], *, traffic_moved: bool) -> StepReport:
     assert isinstance(step, SshStep)
     action = f"covered by {step.covered_by}"
     if not traffic_moved:
@@ -244,7 +274,7 @@ def _cover_one(ctx: StepContext, step: Step, covering: dict[str, Step], *, traff
         return StepReport(step.id, step.name, action, "undo failed", error=redact(str(exc)))
 
 
-def _reconcile(ctx: StepContext, step: Step) -> None:
+def _reconcile(ctx: StepContext, step: AnyStep) -> None:
     """A step left ``started`` by a killed worker: decide with its check whether it took effect.
 
     Not when its definition changed since: the step runs again as a new attempt either way.

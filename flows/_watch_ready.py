@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from cutover.settings import Settings
 from cutover.spec import Spec
-from tasks.readiness import READY_PREFIX, Readiness, check_one, readiness_checks
+from tasks.readiness import READY_PREFIX, Readiness, check_one, readiness_checks, replication_readiness
 
 __all__ = ["READY_PREFIX", "Readiness", "check_readiness", "readiness_checks"]
 
 
 def check_readiness(spec: Spec, settings: Settings) -> list[Readiness]:
-    """Run every readiness check of ``spec`` (sequentially; they are few and cheap)."""
-    return [check_one(spec, check, settings) for check in readiness_checks(spec)]
+    """Run every readiness check of ``spec`` (sequentially; they are few and cheap), and with
+    ``data.replication`` the reverse replication's (lag, inactive slot, a broken subscription)."""
+    seen = [check_one(spec, check, settings) for check in readiness_checks(spec)]
+    replicated = replication_readiness(spec)
+    return seen if replicated is None else [*seen, replicated]

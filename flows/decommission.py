@@ -1,13 +1,19 @@
 """Decommission — service exit (服务退出) of a retained original, after its retention window.
 
-    window ended? → decommission report → joint sign-off by both parties → remove the rollback
-    deployment → close the window → lifecycle ``decommissioned``
+    window ended? → decommission report → joint sign-off by both parties → drop the replication
+    (``data.replication``) → remove the rollback deployment → close the window → lifecycle ``decommissioned``
 
 Refused (audited, with the date to come back) before the window's end: the notice keeps the
 original at least three months. After it, both parties sign the decommission report with the same
 mechanism and checks as the trial-run report (:func:`tasks.signoff.collect_signoff`); the flow run
 is suspended meanwhile, so it must run from its deployment (``decommission/decommission``). On
 resume the flow starts again from the top and finds its run and its report in the ledger.
+
+With ``data.replication`` the reverse subscription (on the original), its slot and publication (on the
+cloud copy) and anything else of the system's replication on either side are dropped
+(:func:`tasks.replication.drop_all`) before the window closes: a forgotten slot holds the cloud's WAL
+until its disk is full. If a side does not answer, the decommission stops there (the window stays
+open, the run can be continued) rather than leave a slot behind.
 """
 
 from __future__ import annotations
@@ -33,11 +39,12 @@ from cutover.ledger import (
     System,
 )
 from cutover.runtime import find_spec, open_ledger
-from cutover.secrets import redact
+from cutover.secrets import redact, resolve
 from cutover.spec import Spec
 from flows._context import current_flow_run_id, holder_state, run_logger
 from flows.deployments import artifact_url, remove_rollback_deployment
 from flows.signoff_deadline import schedule_wakeup
+from tasks.replication import drop_all
 from tasks.report import artifact_key
 from tasks.signoff import SignOffRequest, collect_signoff
 
@@ -159,6 +166,7 @@ def _ratio(part: int, whole: int) -> str:
 
 def _finish(ledger: Ledger, spec: Spec, run: Run, actor: str) -> None:
     system_id = spec.system.id
+    dropped = _drop_replication(spec)
     removed = remove_rollback_deployment(system_id)
     with ledger.session() as session:
         ledger.close_retention_window(system_id, RetentionCloseReason.DECOMMISSIONED, session=session)
@@ -168,11 +176,20 @@ def _finish(ledger: Ledger, spec: Spec, run: Run, actor: str) -> None:
             actor=actor,
             action="decommission.finished",
             object=f"system:{system_id}",
-            detail={"run_id": run.id, "rollback_deployment_removed": removed},
+            detail={"run_id": run.id, "rollback_deployment_removed": removed, "replication_dropped": dropped},
         )
     lifecycle.transition(ledger, system_id, LifecycleState.DECOMMISSIONED, actor=actor, reason=f"run {run.id}")
     claims.release(ledger, spec.system.id, run.id)
     run_logger().info("%s decommissioned; rollback deployment removed: %s", system_id, removed)
+
+
+def _drop_replication(spec: Spec) -> list[str]:
+    """Every replication object of the system dropped on both sides; what was dropped (none without ``data:``)."""
+    if spec.data is None:
+        return []
+    dropped = drop_all(spec.system.id, resolve(spec, spec.data.original), resolve(spec, spec.data.cloud))
+    run_logger().info("%s: replication dropped: %s", spec.system.id, ", ".join(dropped) or "nothing was left")
+    return dropped
 
 
 def _signoff_deadline(spec: Spec) -> timedelta:

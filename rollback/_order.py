@@ -17,6 +17,12 @@ The spec's other steps keep their place: before the copy back if the author put 
 after it (before the traffic) otherwise. Freezing and verification are added only when data moves
 back. A spec whose rollback freezes the original again cannot be made safe and is refused when it
 is loaded (:mod:`cutover._spec_rules`). Pure: the spec in, the steps and the changes out.
+
+With replication (spec ``data.replication``) the data comes back by PostgreSQL's logical replication:
+the tool adds its step ``replication-back`` (:mod:`tasks.replication_steps`: the original catches up
+with the cloud copy, its subscription is dropped, its sequences moved on, the cloud copy's data left
+as it is) after the spec's steps that freeze the cloud copy and make the original writable, before
+the first data verification and the traffic back.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 
 from cutover.spec import DataVerifyStep, SecretRef, Spec, SshStep, Step
+from tasks.replication_steps import back_step
+from tasks.steps import AnyStep
 
 
 class Role(IntEnum):
@@ -68,7 +76,7 @@ class _Facts:
     switch: SshStep | None  # the cutover's traffic switch, when it has an undo
 
 
-def safe_order(spec: Spec) -> tuple[tuple[Step, ...], tuple[PlanChange, ...]]:
+def safe_order(spec: Spec) -> tuple[tuple[AnyStep, ...], tuple[PlanChange, ...]]:
     """The spec's rollback steps in a safe order, with the steps added, and every change made."""
     declared = list(spec.rollback.steps) if spec.rollback else []
     facts = _facts(spec)
@@ -80,7 +88,29 @@ def safe_order(spec: Spec) -> tuple[tuple[Step, ...], tuple[PlanChange, ...]]:
     ordered = sorted(steps, key=lambda step: roles[step.id])  # stable: equal roles keep the author's order
     changes = [PlanChange(step.id, Change.ADDED, why) for step, _, why in added]
     changes += _moves(declared, ordered, roles, facts)
-    return tuple(ordered), tuple(changes)
+    with_back, added_back = _replication_back(spec, ordered, roles, facts)
+    return tuple(with_back), tuple(changes + added_back)
+
+
+def _replication_back(
+    spec: Spec, ordered: list[Step], roles: dict[str, Role], facts: _Facts
+) -> tuple[list[AnyStep], list[PlanChange]]:
+    """With replication: the tool's ``replication-back`` before the first verification or the traffic back,
+    and the cutover's verification reversed after it when the rollback declares none."""
+    back = back_step(spec)
+    steps: list[AnyStep] = list(ordered)
+    if back is None:
+        return steps, []
+    later = [i for i, s in enumerate(ordered) if isinstance(s, DataVerifyStep) or roles[s.id] >= Role.AFTER_COPY]
+    at = later[0] if later else len(steps)
+    verifies = _verification(ordered, facts, {s.id for s in ordered})
+    steps[at:at] = [back, *(step for step, _, _ in verifies)]
+    why = (
+        "the data comes back by logical replication: the original catches up with the cloud copy (writes there "
+        "frozen by the steps before it), its subscription is dropped and its sequences moved on, before the "
+        "verification and the traffic back; the cloud copy's data is left as it is"
+    )
+    return steps, [PlanChange(back.id, Change.ADDED, why), *(PlanChange(s.id, Change.ADDED, w) for s, _, w in verifies)]
 
 
 # ----------------------------------------------------------------------------------- facts

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from cutover.errors import ConfigurationError
 from cutover.executions import definition_digest
 from cutover.ledger import Ledger, RunKind, StepPhase, StepStatus
-from cutover.spec import HealthGate, HttpCheckStep, Spec, SshStep, Step
+from cutover.spec import HealthGate, HttpCheckStep, Spec, SshStep
 from rollback._order import PlanChange, safe_order
+from tasks.steps import AnyStep
 
 HEALTH_KEY = "original-health"
 
@@ -26,7 +27,7 @@ HEALTH_KEY = "original-health"
 class RollbackPlan:
     """The ordered steps, the original's health checks and gate, and steps done by earlier attempts."""
 
-    steps: tuple[Step, ...]
+    steps: tuple[AnyStep, ...]
     health: tuple[HttpCheckStep, ...]
     gate: HealthGate
     done_earlier: dict[str, str]  # step key -> the rollback run that completed it
@@ -54,14 +55,14 @@ def build_plan(spec: Spec, ledger: Ledger, *, cutover_run_id: str, run_id: str) 
     return RollbackPlan(steps, tuple(spec.rollback.health), gate, done, changes)
 
 
-def step_keys(step: Step) -> list[str]:
+def step_keys(step: AnyStep) -> list[str]:
     """The ledger keys the step's execution is recorded under (one per host for a fan-out)."""
     if isinstance(step, SshStep) and step.host is None and step.hosts:
         return [f"{step.id}@{host}" for host in step.hosts]
     return [step.id]
 
 
-def changes_state(step: Step) -> bool:
+def changes_state(step: AnyStep) -> bool:
     """True for steps with side effects (ssh steps not marked read-only)."""
     return isinstance(step, SshStep) and step.changes_state
 

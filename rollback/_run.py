@@ -23,12 +23,12 @@ from cutover.errors import CutoverError
 from cutover.ledger import AuditOutcome, Ledger, LifecycleState, RetentionCloseReason, RunState, StepPhase, StepStatus
 from cutover.secrets import redact
 from cutover.settings import Settings, get_settings
-from cutover.spec import Spec, Step
+from cutover.spec import Spec
 from rollback._lock import RollbackClaim, claim_rollback
 from rollback._plan import HEALTH_KEY, RollbackPlan, build_plan, changes_state, step_keys
 from tasks.health import health_gate
 from tasks.ssh import StepContext, close_connections, pool_for
-from tasks.steps import StepReport, execute_step, recorded
+from tasks.steps import AnyStep, StepReport, execute_step, recorded
 
 Log = Callable[[str], None]
 
@@ -135,7 +135,7 @@ def _execute(ctx: StepContext, plan: RollbackPlan, claim: RollbackClaim) -> Roll
     return outcome
 
 
-def _one_step(ctx: StepContext, plan: RollbackPlan, step: Step) -> StepReport:
+def _one_step(ctx: StepContext, plan: RollbackPlan, step: AnyStep) -> StepReport:
     keys = step_keys(step)
     if changes_state(step) and all(key in plan.done_earlier for key in keys):
         return _skip(ctx, step, keys, plan.done_earlier[keys[0]])
@@ -144,7 +144,7 @@ def _one_step(ctx: StepContext, plan: RollbackPlan, step: Step) -> StepReport:
     return StepReport(step.id, step.name, "run", "replayed" if result.replayed else "succeeded", result.duration_s)
 
 
-def _skip(ctx: StepContext, step: Step, keys: list[str], earlier_run: str) -> StepReport:
+def _skip(ctx: StepContext, step: AnyStep, keys: list[str], earlier_run: str) -> StepReport:
     digest = executions.definition_digest(step, ctx.ledger.digest)
     for key in keys:
         claim = executions.begin(

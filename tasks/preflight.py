@@ -9,6 +9,9 @@ Checked, several at once (bounded) and each within a timeout:
 - every secret the spec declares or references resolves;
 - every database of a ``data_verify`` step connects (named by its secret, never by its URL);
 - every health URL of the cutover and the rollback answers;
+- with ``data.replication``: both databases connect with wal_level=logical, enough slots and senders,
+  a role that may subscribe, and every replicated table present with a primary key or a replica
+  identity (each table without one named) — :func:`tasks.replication.check_replicable`;
 - the retained original's readiness checks pass (:mod:`tasks.readiness`).
 
 Nothing here changes a host or a database: the commands are lookups, the databases get a
@@ -49,6 +52,7 @@ from cutover.spec import DataVerifyStep, HttpCheckStep, SecretRef, Spec, SshStep
 from tasks._db_probe import connect_database
 from tasks.health import probe
 from tasks.readiness import check_one, readiness_checks
+from tasks.replication import check_replicable
 from tasks.ssh import ConnectionPool, Timeouts, host_target
 
 __all__ = [
@@ -75,6 +79,7 @@ class CheckKind(StrEnum):
     SECRET = "secret"  # noqa: S105  # the kind of check, not a password
     DATABASE = "database"
     URL = "url"
+    REPLICATION = "replication"
     READINESS = "readiness"
 
 
@@ -183,6 +188,7 @@ def run_preflight(spec: Spec, settings: Settings, *, limits: PreflightLimits | N
                 *(_secret_check(scope, name) for name in _secret_names(spec)),
                 *(_database_check(scope, name) for name in _database_secrets(spec)),
                 *(_url_check(scope, check) for check in _health_checks(spec)),
+                *_replication_checks(scope),
                 *(_readiness_check(scope, check) for check in readiness_checks(spec)),
             ],
             limits,
@@ -488,6 +494,36 @@ def _url_check(scope: _Scope, check: HttpCheckStep) -> _Check:
         return _Found(Outcome.PASSED, f"HTTP {seen.status} in {seen.latency_ms:.0f} ms{expected}")
 
     return _Check(CheckKind.URL, str(check.url), run)
+
+
+# ------------------------------------------------------------------------- replication
+def _replication_checks(scope: _Scope) -> list[_Check]:
+    data = scope.spec.data
+    if data is None:
+        return []
+    sides = [("the original", data.original), ("the cloud copy", data.cloud)]
+    return [_replication_check(scope, role, ref, data.tables) for role, ref in sides]
+
+
+def _replication_check(scope: _Scope, role: str, ref: SecretRef | str, tables: list[str]) -> _Check:
+    name = ref.secret if isinstance(ref, SecretRef) else role
+    target = f"{role} (database {'in secret ' + name if isinstance(ref, SecretRef) else 'written inline'})"
+
+    def run() -> _Found:
+        try:
+            url = resolve(scope.spec, ref)
+        except CutoverError:
+            return _Found(Outcome.NOT_CHECKED, f"its secret {name} did not resolve")
+        problems = check_replicable(url, tables, role=role)  # unreachable: ReplicationError, failed by _timed
+        if problems:
+            return _Found(
+                Outcome.FAILED,
+                "; ".join(map(str, problems)),
+                "logical replication needs every item fixed on both sides before the cutover starts",
+            )
+        return _Found(Outcome.PASSED, f"wal_level=logical, may subscribe, all {len(tables)} tables replicable")
+
+    return _Check(CheckKind.REPLICATION, target, run, timeout_advice="check that the database is up and reachable")
 
 
 # --------------------------------------------------------------------------- readiness

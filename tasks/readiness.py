@@ -7,6 +7,12 @@ or HTTP checks of the original); when it does, those run instead. Nothing here c
 
 The retention watch runs these (``flows/_watch_ready.py``), and so does the preflight before a
 cutover (:mod:`tasks.preflight`).
+
+With ``data.replication`` the watch also checks the reverse replication (:func:`replication_readiness`):
+the original is ready only while it subscribes to the cloud copy and the subscription applies. A
+schema change on one side that breaks it, a disabled subscription, a missing or inactive slot fail
+the check (never silent staleness); the slot's lag in bytes and seconds is in the detail. Not in the
+preflight: before the cutover the original subscribes to nothing yet.
 """
 
 from __future__ import annotations
@@ -17,15 +23,18 @@ from dataclasses import dataclass
 
 import paramiko
 
-from cutover.errors import HostError
+from cutover.errors import CutoverError, HostError
+from cutover.secrets import redact, resolve
 from cutover.settings import Settings
 from cutover.spec import HttpCheckStep, Spec, SshStep
+from tasks import replication
 from tasks.health import probe
 from tasks.ssh import HostConnection, Timeouts, host_target
 
-__all__ = ["READY_PREFIX", "Readiness", "check_one", "readiness_checks"]
+__all__ = ["READY_PREFIX", "REPLICATION_CHECK", "Readiness", "check_one", "readiness_checks", "replication_readiness"]
 
 READY_PREFIX = "ready-"
+REPLICATION_CHECK = f"{READY_PREFIX}replication"
 _TIMEOUTS = Timeouts(connect=3.0, banner=5.0, auth=5.0)
 _DEADLINE_S = 10.0
 
@@ -89,6 +98,29 @@ def _ssh(spec: Spec, check: SshStep, name: str, settings: Settings) -> Readiness
     passed = outcome.exit_status == 0 and not outcome.timed_out
     detail = f"host {host}: `{' '.join(argv)}` exited {outcome.exit_status}"
     return Readiness(name, passed, _ms(started), detail)
+
+
+def replication_readiness(spec: Spec) -> Readiness | None:
+    """The reverse replication's check (None without ``data.replication``); never raises."""
+    if spec.data is None:
+        return None
+    started = time.perf_counter()
+    try:
+        original, cloud = resolve(spec, spec.data.original), resolve(spec, spec.data.cloud)
+        seen = replication.status(spec.system.id, original, cloud, spec.data.tables)
+    except CutoverError as exc:
+        return Readiness(REPLICATION_CHECK, False, _ms(started), redact(f"replication status unreadable: {exc}"))
+    lag = f"lag {seen.lag_bytes if seen.lag_bytes is not None else '?'} bytes"
+    lag += f", {seen.lag_s:.1f} s" if seen.lag_s is not None else ""
+    slot = "" if seen.slot_active is not False else "; its slot is inactive (no walsender holds it)"
+    detail = f"{seen.direction.value} by {seen.subscription or 'no subscription'}, {lag}{slot}"
+    problems = list(seen.problems)
+    if seen.direction is not replication.Direction.REVERSE:
+        problems.append(f"the original does not follow the cloud copy (direction: {seen.direction.value})")
+    if seen.slot_active is False:
+        problems.append("the reverse slot is inactive: the original's subscription is not receiving")
+    passed = not problems
+    return Readiness(REPLICATION_CHECK, passed, _ms(started), redact(detail + "".join(f"; {p}" for p in problems)))
 
 
 def _ms(started: float) -> float:

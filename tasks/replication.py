@@ -24,8 +24,11 @@ Public surface::
     caught_up(system_id, publisher_url, subscriber_url) -> CatchUp | None
     wait_caught_up(system_id, publisher_url, subscriber_url, *, timeout_s) -> CatchUp
     mark_switch(system_id, cloud_url, tables) -> None
+    prepare_switch(system_id, cloud_url, tables, *, sequence_margin) -> dict[str, int]
+    unmark_switch(system_id, cloud_url) -> list[str]
     turn_around(system_id, original_url, cloud_url, tables, *, sequence_margin) -> Turned
     roll_back_direction(system_id, original_url, cloud_url, tables, *, timeout_s, sequence_margin) -> Turned
+    settle_on_original(system_id, original_url, cloud_url, tables, *, timeout_s, sequence_margin) -> Turned
     drop_all(system_id, original_url, cloud_url) -> list[str]
     status(system_id, original_url, cloud_url, tables) -> ReplicationStatus
     names_for(system_id) -> Names
@@ -37,11 +40,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from psycopg import sql
+
 from cutover.errors import CatchUpTimedOut, ReplicationError
 from tasks._pg_replication import (
     Conn,
     Names,
     Side,
+    Table,
     Url,
     advance_sequences,
     commit_mark,
@@ -52,6 +58,7 @@ from tasks._pg_replication import (
     ensure_publication,
     ensure_slot,
     names_for,
+    scalar,
     slot_lag,
     subscription_exists,
     sync_slot_pattern,
@@ -73,10 +80,13 @@ __all__ = [
     "drop_all",
     "mark_switch",
     "names_for",
+    "prepare_switch",
     "roll_back_direction",
+    "settle_on_original",
     "start_forward",
     "status",
     "turn_around",
+    "unmark_switch",
     "wait_caught_up",
 ]
 
@@ -126,14 +136,31 @@ def start_forward(system_id: str, original_url: Url, cloud_url: Url, tables: Seq
     """The cloud copy subscribes to the original (initial copy of every table, then every change).
 
     Refused, with every problem named, when either side cannot replicate. The cloud copy must already
-    have the tables (logical replication carries rows, not schema), empty or not. Idempotent."""
+    have the tables (logical replication carries rows, not schema), empty: a table holding rows is
+    refused, naming it, before the first subscription. Idempotent."""
     names, original, cloud = names_for(system_id), Side(ORIGINAL, original_url), Side(CLOUD, cloud_url)
     _refuse_problems([(original, original_url), (cloud, cloud_url)], tables)
+    with cloud.connect("looking at the cloud copy's tables") as connection:
+        if not subscription_exists(connection, names.forward):
+            _refuse_filled(connection, tables_of(tables))
     with original.connect("publishing to the cloud copy") as connection:
         ensure_publication(connection, names.forward, tables_of(tables))
         ensure_slot(connection, names.forward)
     with cloud.connect("subscribing to the original") as connection:
         create_subscription(connection, names.forward, original, copy_data=True)
+
+
+def _refuse_filled(connection: Conn, tables: Sequence[Table]) -> None:
+    """The initial copy inserts every row of the original: rows already on the cloud copy would collide
+    with them (and the copy would fail again and again, in the subscriber's log only)."""
+    filled = [str(t) for t in tables if scalar(connection, sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(t.ident))]
+    if filled:
+        raise ReplicationError(
+            f"the cloud copy's tables {', '.join(filled)} already hold rows; the subscription's initial copy of the "
+            "original would collide with them. Empty them on the cloud copy (TRUNCATE ...) before the cutover: the "
+            "subscription copies every row",
+            detail={"tables": filled},
+        )
 
 
 # ------------------------------------------------------------------------------- catch up
@@ -212,6 +239,25 @@ def mark_switch(system_id: str, cloud_url: Url, tables: Sequence[str]) -> None:
         ensure_slot(connection, names.reverse)
 
 
+def prepare_switch(
+    system_id: str, cloud_url: Url, tables: Sequence[str], *, sequence_margin: int = DEFAULT_SEQUENCE_MARGIN
+) -> dict[str, int]:
+    """Right before the switch, writes frozen and caught up: :func:`mark_switch`, and the cloud copy's
+    sequences moved past the replicated keys, so its first insert after the switch cannot collide."""
+    mark_switch(system_id, cloud_url, tables)
+    with Side(CLOUD, cloud_url).connect("advancing the cloud copy's sequences") as connection:
+        return advance_sequences(connection, tables_of(tables), sequence_margin)
+
+
+def unmark_switch(system_id: str, cloud_url: Url) -> list[str]:
+    """Undo :func:`mark_switch` when traffic never moved: the reverse slot and publication on the cloud copy
+    are dropped (nothing written there since counts). Refused while the original subscribes to them."""
+    name, cloud = names_for(system_id).reverse, Side(CLOUD, cloud_url)
+    with cloud.connect(f"dropping slot and publication {name}") as connection:
+        dropped = [f"slot {slot}" for slot in drop_slots(connection, [name], like=[])]
+        return dropped + ([f"publication {name}"] if drop_publication(connection, name) else [])
+
+
 def turn_around(
     system_id: str,
     original_url: Url,
@@ -250,6 +296,28 @@ def roll_back_direction(
     with original.connect("advancing the original's sequences") as connection:
         sequences = advance_sequences(connection, tables_of(tables), sequence_margin)
     return Turned(catch_up=catch_up, sequences=sequences)
+
+
+def settle_on_original(
+    system_id: str,
+    original_url: Url,
+    cloud_url: Url,
+    tables: Sequence[str],
+    *,
+    timeout_s: float = 30,
+    sequence_margin: int = DEFAULT_SEQUENCE_MARGIN,
+) -> Turned:
+    """:func:`roll_back_direction`, safe to run again: when the original no longer subscribes (an earlier
+    attempt dropped its subscription after catching up), only its sequences are moved on."""
+    names, original = names_for(system_id), Side(ORIGINAL, original_url)
+    with original.connect("reading the original's subscription") as connection:
+        subscribed = subscription_exists(connection, names.reverse)
+    if subscribed:
+        return roll_back_direction(
+            system_id, original_url, cloud_url, tables, timeout_s=timeout_s, sequence_margin=sequence_margin
+        )
+    with original.connect("advancing the original's sequences") as connection:
+        return Turned(sequences=advance_sequences(connection, tables_of(tables), sequence_margin))
 
 
 def _end_direction(name: str, *, subscriber: Side, publisher: Side) -> None:

@@ -20,9 +20,14 @@ from cutover.errors import CutoverError, HealthCheckFailed
 from cutover.ledger import StepPhase, StepStatus
 from cutover.secrets import redact, resolve
 from cutover.spec import DataVerifyStep, HttpCheckStep, SshStep, Step
+from tasks import replication_steps
 from tasks.data import verify_databases
 from tasks.health import probe
+from tasks.replication_steps import ReplicationStep
 from tasks.ssh import CommandName, StepContext, fan_out, run_ssh_step
+
+#: A step the saga or a rollback runs: one of the spec's, or one the tool adds for ``data.replication``.
+AnyStep = Step | ReplicationStep
 
 
 @dataclass(frozen=True)
@@ -62,13 +67,15 @@ def step_table(reports: Sequence[StepReport]) -> list[str]:
 
 
 def execute_step(
-    ctx: StepContext, step: Step, *, phase: StepPhase, command: CommandName = "run", key: str | None = None
+    ctx: StepContext, step: AnyStep, *, phase: StepPhase, command: CommandName = "run", key: str | None = None
 ) -> StepResult:
-    """Run ``step`` (its ``command`` for ssh steps); raise a CutoverError when it fails."""
+    """Run ``step`` (its ``command`` for ssh and replication steps); raise a CutoverError when it fails."""
     started = time.monotonic()
     if isinstance(step, SshStep):
         detail = _ssh(ctx, step, phase, command, key)
         replayed = bool(detail.pop("replayed", False))
+    elif isinstance(step, ReplicationStep):
+        replayed, detail = _replication(ctx, step, phase, command, key)
     else:
         replayed, detail = recorded(
             ctx, key or step.id, phase=phase, kind=step.kind, act=lambda: _check(ctx, step), definition=step
@@ -90,6 +97,21 @@ def _ssh(ctx: StepContext, step: SshStep, phase: StepPhase, command: CommandName
         "hosts": {h: r.exit_status for h, r in outcome.results.items()},
         "replayed": all(r.replayed for r in outcome.results.values()),
     }
+
+
+def _replication(
+    ctx: StepContext, step: ReplicationStep, phase: StepPhase, command: CommandName, key: str | None
+) -> tuple[bool, dict[str, Any]]:
+    undoing = command == "undo"
+    act = replication_steps.undo if undoing else replication_steps.act
+    return recorded(
+        ctx,
+        key or (f"{step.id}:undo" if undoing else step.id),
+        phase=phase,
+        kind=step.kind,
+        act=lambda: act(ctx.spec, step),
+        definition=step,
+    )
 
 
 def recorded(

@@ -596,3 +596,32 @@ def test_a_duration_without_a_unit_is_refused_with_the_way_to_write_it(write_spe
     problem = the_problem(path, "cutover.health_gate.interval")
 
     assert "write a number with a unit: 5s, 5m" in problem.message
+
+
+def test_with_replication_a_cutover_without_a_freeze_before_the_final_sync_is_refused(write_spec: WriteSpec) -> None:
+    freeze = (
+        "    - {kind: ssh, id: freeze, name: 冻结写入 freeze writes, host: legacy, run: [/srv/app/bin/appctl, freeze], "
+        "undo: [/srv/app/bin/appctl, unfreeze]}\n"
+    )
+    path = write_spec((freeze, ""), ("\nretention:\n", with_data()))
+
+    problem = the_problem(path, "cutover.steps[1]")
+
+    assert "final sync (the cloud copy catching up) runs right before step 'verify-rows'" in str(problem)
+    assert "freezes writes on the original" in str(problem)
+    assert load_spec(write_spec(("\nretention:\n", with_data()))).data is not None  # with the freeze: accepted
+
+
+def test_with_replication_a_rollback_that_does_not_freeze_the_cloud_copy_before_the_catch_up_is_refused(
+    write_spec: WriteSpec,
+) -> None:
+    freeze_cloud = (
+        "    - {kind: ssh, id: freeze-cloud, name: 冻结云上写入 freeze the cloud copy, host: cloud, "
+        "run: [/srv/app/bin/appctl, freeze]}\n"
+    )
+    path = write_spec((freeze_cloud, ""), ("\nretention:\n", with_data()))
+
+    problem = the_problem(path, "rollback.steps")
+
+    assert "waits for the original to catch up with the cloud copy before step 'verify-reverse'" in str(problem)
+    assert "cutover step 'freeze''s command on the cloud copy's host" in str(problem)

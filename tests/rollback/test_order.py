@@ -121,3 +121,35 @@ def test_a_cutover_without_a_copy_only_has_its_traffic_sent_back_last() -> None:
     spec = Spec.model_validate(data)
     assert ids(spec) == ["freeze-cloud", "route-back"]
     assert changes(spec) == {}
+
+
+def replicated(*rollback_ids: str) -> Spec:
+    """The example with ``data.replication``: no copy in the cutover, the rollback's steps ``rollback_ids``."""
+    data = example()
+    data["cutover"]["steps"] = [s for s in data["cutover"]["steps"] if s["id"] != "final-sync"]
+    declared = {step["id"]: step for step in data["rollback"]["steps"]}
+    data["rollback"]["steps"] = [declared[i] for i in rollback_ids]
+    data["data"] = {
+        "replication": "postgresql-logical",
+        "original": {"secret": "legacy-db"},
+        "cloud": {"secret": "cloud-db"},
+        "tables": ["public.insured", "public.payments"],
+    }
+    return Spec.model_validate(data)
+
+
+def test_with_replication_the_original_catches_up_after_the_freezes_and_before_verification_and_traffic() -> None:
+    spec = replicated("freeze-cloud", "unfreeze-legacy", "verify-reverse", "route-back")
+
+    assert ids(spec) == ["freeze-cloud", "unfreeze-legacy", "replication-back", "verify-reverse", "route-back"]
+    added = changes(spec)
+    assert set(added) == {"replication-back"} and added["replication-back"].change is Change.ADDED
+    assert "logical replication" in added["replication-back"].why
+
+
+def test_with_replication_and_no_verification_declared_the_cutovers_verification_runs_reversed() -> None:
+    spec = replicated("freeze-cloud", "unfreeze-legacy", "route-back")
+
+    assert ids(spec) == ["freeze-cloud", "unfreeze-legacy", "replication-back", "auto-verify-rows-back", "route-back"]
+    verify = safe_order(spec)[0][3]
+    assert isinstance(verify, DataVerifyStep) and verify.source == SecretRef(secret="cloud-db")

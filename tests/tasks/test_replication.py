@@ -297,3 +297,12 @@ def test_names_are_valid_slot_names_derived_from_the_system_id() -> None:
         assert names == names_for(system_id) and names.forward != names.reverse
     assert names_for("hrss-social-insurance").forward == "cutover_hrss_social_insurance_fwd"
     assert names_for(long_id).forward != names_for("a" * 60 + ".x-z").forward
+
+
+def test_a_cloud_copy_whose_tables_hold_rows_is_refused_before_the_initial_copy_naming_them(system: System) -> None:
+    seed(system.original, 10)
+    execute(system.cloud, "INSERT INTO insured_persons (name) VALUES ('already here')")
+    with pytest.raises(ReplicationError, match=r"public\.insured_persons already hold rows") as caught:
+        start_forward(system.id, system.original_url, system.cloud_url, TABLES)
+    assert caught.value.detail["tables"] == ["public.insured_persons"]
+    assert names_for(system.id).forward not in slots(system.original)
