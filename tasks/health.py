@@ -33,9 +33,9 @@ class Probe:
     error: str | None = None
 
     def describe(self) -> str:
-        seen = f"HTTP {self.status}" if self.status is not None else (self.error or "no answer")
+        seen = f"HTTP {self.status}" if self.status is not None else "no answer"
         line = f"{self.check} {self.url}: {'passed' if self.passed else 'failed'} ({seen}, {self.latency_ms:.0f} ms)"
-        return f"{line}: {self.error}" if self.error and self.status is not None else line
+        return f"{line}: {self.error}" if self.error else line
 
 
 def _judge(check: HttpCheckStep, response: httpx.Response, started: float) -> Probe:
@@ -61,7 +61,9 @@ def _excerpt(body: str) -> str:
 def _failed(check: HttpCheckStep, exc: httpx.HTTPError, started: float) -> Probe:
     latency = (time.perf_counter() - started) * 1000
     reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return Probe(check.id, str(check.url), False, None, latency, reason)
+    within = f" within {check.timeout.total_seconds():g} s" if isinstance(exc, httpx.TimeoutException) else ""
+    expected = f"expected HTTP {check.expect_status}{within}; got no answer ({redact(reason)})"
+    return Probe(check.id, str(check.url), False, None, latency, expected)
 
 
 def probe(check: HttpCheckStep, client: httpx.Client | None = None) -> Probe:

@@ -42,6 +42,12 @@ def test_a_check_failing_on_its_status_names_the_expected_status_and_what_came(h
     assert "failed (HTTP 500," in message and "expected HTTP 200; got 'injected error'" in message
 
 
+def test_a_check_that_gets_no_answer_says_what_it_expected_and_that_nothing_came() -> None:
+    message = probe(a_check("http://127.0.0.1:9/healthz")).describe()  # the discard port: nothing listens
+
+    assert "failed (no answer," in message and "expected HTTP 200; got no answer (ConnectError" in message
+
+
 class LeakyApp(HttpApp):
     """Answers every path with a long page that holds a secret (as an error page might)."""
 
