@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+import httpx
 from prefect import flow
 from prefect._internal.schemas.fields import CreatedBy  # the type of FlowRun.created_by (not re-exported)
 from prefect.artifacts import create_markdown_artifact
@@ -121,11 +122,19 @@ def _current_run() -> FlowRun | None:
 
 
 def first_state_message(flow_run_id: UUID) -> str | None:
-    """The message of a flow run's first state: how the Prefect UI marks a run it created."""
-    from prefect import get_client
+    """The message of a flow run's first state: how the Prefect UI marks a run it created.
 
-    with get_client(sync_client=True) as client:
-        states = client.read_flow_run_states(flow_run_id)
+    None when the server cannot say: the rollback goes on, recorded as started through the CLI or API.
+    """
+    from prefect import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        with get_client(sync_client=True) as client:
+            states = client.read_flow_run_states(flow_run_id)
+    except (httpx.HTTPError, ObjectNotFound) as exc:
+        run_logger().warning("where this rollback was started from is unknown: %s", redact(str(exc)))
+        return None
     return min(states, key=lambda state: state.timestamp).message if states else None
 
 

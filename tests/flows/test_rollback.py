@@ -16,12 +16,21 @@ from uuid import UUID
 import pytest
 from prefect import get_client
 from prefect._internal.schemas.fields import CreatedBy
+from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from cutover.ledger import RunKind
 from cutover.runtime import find_spec, open_ledger, register
 from cutover.settings import get_settings
 from flows.deployments import VIA_PREFECT, rollback_deployment
-from flows.rollback import FROM_PREFECT_API, FROM_PREFECT_UI, REFUSED, requested_by, requester, rollback_flow
+from flows.rollback import (
+    FROM_PREFECT_API,
+    FROM_PREFECT_UI,
+    REFUSED,
+    first_state_message,
+    requested_by,
+    requester,
+    rollback_flow,
+)
 from tasks.divergence import Divergence, Method, TableChange
 from tests.fixtures.prefect_server import PrefectServer
 
@@ -154,3 +163,13 @@ def test_a_rollback_started_with_the_prefect_cli_or_api_is_recorded_as_such(
 
     assert _actor_of(by_api.id) == "prefect cli or api"
     assert _actor_of(by_cli) == "prefect cli or api"
+
+
+def test_when_the_prefect_server_cannot_say_where_a_run_came_from_the_rollback_is_recorded_as_cli_or_api(
+    prefect_server: PrefectServer,
+) -> None:
+    assert first_state_message(uuid.uuid4()) is None  # a run the server does not know
+
+    with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}):  # no server answers there
+        assert first_state_message(uuid.uuid4()) is None
+    assert requested_by(VIA_PREFECT, None, None) == FROM_PREFECT_API
