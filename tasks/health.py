@@ -104,6 +104,13 @@ async def sweep(checks: Sequence[HttpCheckStep], *, concurrency: int = 200) -> l
         return list(await asyncio.gather(*(one(c) for c in checks)))
 
 
+def _gate_missed(gate: HealthGate, streak: int, last: list[Probe]) -> str:
+    """What the gate expected (N passes in a row within its time) and what it got."""
+    failing = "; ".join(p.describe() for p in last if not p.passed)
+    got = f"the last round failed: {failing}" if failing else f"only {streak} in a row by then (the last round passed)"
+    return f"health gate: expected {gate.passes} consecutive passes within {gate.within.total_seconds():g} s; got {got}"
+
+
 def health_gate(
     checks: Sequence[HttpCheckStep],
     gate: HealthGate,
@@ -126,9 +133,5 @@ def health_gate(
             if streak >= gate.passes:
                 return last
             if time.monotonic() + gate.interval.total_seconds() > deadline:
-                failing = "; ".join(p.describe() for p in last if not p.passed) or "passes did not come in a row"
-                raise HealthCheckFailed(
-                    f"health gate: {gate.passes} consecutive passes did not come within "
-                    f"{gate.within.total_seconds():g} s; last round: {failing}"
-                )
+                raise HealthCheckFailed(_gate_missed(gate, streak, last))
             sleep(gate.interval.total_seconds())
