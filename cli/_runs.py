@@ -2,8 +2,8 @@
 
 Registered by :func:`cli.register_commands`. Each run shows its kind (cutover, rollback,
 decommission), state, start and end, and who started it (the actor of its ``<kind>.started``
-audit event: ``cli:<user>``, ``watch`` for an automatic rollback, ``prefect ...`` for a run
-started through Prefect itself). Then the steps of ``--steps RUN_ID``, or of the newest run: id,
+audit event: ``cli:<user>``, ``watch`` for an automatic rollback, ``prefect ui`` or ``prefect cli or
+api`` for a run started through Prefect itself, see :func:`flows.rollback.requested_by`). Then the steps of ``--steps RUN_ID``, or of the newest run: id,
 host, phase, status, duration and exit code. Read-only: it changes nothing.
 """
 

@@ -15,6 +15,9 @@ from cutover.retention import MIN_RETENTION_MONTHS
 Loc = tuple[str | int, ...]
 Problem = tuple[Loc, str]
 
+REFERENCE_FIX = "declare it under secrets: and refer to it as {secret: name}"
+"""The fix every refusal of a secret written inline ends with."""
+
 _DSN_WITH_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@", re.IGNORECASE)
 _SECRET_KEY_NAMES = re.compile(r"^(password|passwd|pwd|token|api[_-]?key|secret[_-]?key|private[_-]?key)$", re.I)
 _PASSWORD_FLAG = re.compile(r"^--?(password|passwd|pwd|token)(=.+)?$", re.IGNORECASE)
@@ -276,9 +279,9 @@ def _database_urls(data: dict[str, Any]) -> Iterator[Problem]:
         if isinstance(value, str) and _url_has_password(value):
             yield (
                 loc,
-                f"the database URL carries a password, which may not be written in a spec; declare a secret under "
-                f"secrets: (an environment variable or a Prefect Secret block holding the URL) and write "
-                f"{loc[-1]}: {{secret: <id>}}. Only a URL without a password (sqlite:////srv/app/app.db) may be inline",
+                f"the database URL carries a password, which may not be written in a spec; put the whole URL in an "
+                f"environment variable or a Prefect Secret block, {REFERENCE_FIX} ({loc[-1]}: {{secret: name}}). Only a "
+                "URL without a password, such as sqlite:////srv/app/app.db, may be written inline",
             )
 
 
@@ -294,7 +297,7 @@ def _url_has_password(value: str) -> bool:
 
 
 def _inline_secrets(data: dict[str, Any]) -> Iterator[Problem]:
-    hint = "put it in a secret (environment variable or Prefect Secret block), declare it under secrets: and reference it as {secret: <id>}"
+    hint = f"put it in an environment variable or a Prefect Secret block, {REFERENCE_FIX}"
     urls = {loc for loc, _ in _database_url_fields(data)}
     for loc, value in _walk(data):
         if loc in urls:

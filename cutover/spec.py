@@ -36,6 +36,7 @@ from pydantic import (
 )
 
 from cutover._durations import Duration
+from cutover._spec_rules import REFERENCE_FIX
 from cutover.digest import Algorithm, digest_json
 
 
@@ -73,6 +74,22 @@ class SecretRef(_Strict):
     )
 
 
+SECRET_VALUE_REFUSED = (
+    "takes a reference to a secret, not its value; put the value in an environment variable or a Prefect Secret "
+    f"block, {REFERENCE_FIX}"
+)
+
+
+def _refuse_inline_secret(value: object) -> object:
+    if isinstance(value, str):
+        raise ValueError(SECRET_VALUE_REFUSED)
+    return value
+
+
+SecretOnly = Annotated[SecretRef, BeforeValidator(_refuse_inline_secret)]
+"""A field that takes only a reference to a declared secret, never a value."""
+
+
 def _arg_kind(value: object) -> str:
     return "secret" if isinstance(value, (dict, SecretRef)) else "arg"
 
@@ -86,7 +103,7 @@ def _check_database_url(value: str) -> str:
     except ArgumentError:
         raise ValueError(
             "is not a database URL; write a SQLAlchemy URL without a password (e.g. sqlite:////srv/app/app.db, "
-            "postgresql+psycopg://app@127.0.0.1/app), or {secret: <id>} for one with a password"
+            f"postgresql+psycopg://app@127.0.0.1/app); for one with a password, {REFERENCE_FIX}"
         ) from None
     return value
 
@@ -218,7 +235,7 @@ class Host(_Strict):
         "'ssh-ed25519 AAAA...', or 'known_hosts' to use the known_hosts file named in settings.",
     )
     key_file: Path | None = Field(default=None, description="Client private key file (else settings or ssh-agent).")
-    key_secret: SecretRef | None = Field(default=None, description="Client private key held in a secret.")
+    key_secret: SecretOnly | None = Field(default=None, description="Client private key held in a secret.")
     sudo: bool = Field(default=False, description="Run steps on this host with non-interactive sudo.")
 
 
@@ -245,7 +262,7 @@ class SshStep(_StepBase):
         default=None, description="Read-only command whose exit 0 shows the step took effect (used after a crash)."
     )
     sudo: bool | None = Field(default=None, description="Override the host's sudo setting.")
-    stdin: SecretRef | None = Field(default=None, description="A secret written to the command's standard input.")
+    stdin: SecretOnly | None = Field(default=None, description="A secret written to the command's standard input.")
     switches_traffic: bool = Field(
         default=False,
         description="This cutover step sends the users' traffic to the cloud copy. Until it succeeds the "

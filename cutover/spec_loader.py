@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from cutover._spec_rules import Loc, check_rules
 from cutover.errors import SpecError, SpecProblem
-from cutover.spec import Spec
+from cutover.spec import SECRET_VALUE_REFUSED, Spec
 
 _FRIENDLY = {
     "extra_forbidden": "unknown key (a typo?); see cutover_specs/schema.json for the allowed keys",
@@ -124,14 +124,14 @@ def _problem(name: str, root: yaml.Node, loc: Loc, message: str) -> SpecProblem:
 def _locate(root: yaml.Node, loc: Loc) -> tuple[int, Loc]:
     """The line of the deepest node on ``loc``, and ``loc`` without union tags."""
     node, path = root, []
+    skipped = False
     for part in loc:
         child = _child(node, part)
-        if child is None:
-            if isinstance(part, str) and _is_tag(part):
-                continue  # a tagged-union tag that pydantic puts in the location
-            path.append(part)
+        if child is None and isinstance(part, str) and _is_tag(part) and not skipped:
+            skipped = True  # a tagged-union tag that pydantic puts in the location (once: `secret` is also a field)
             continue
-        node = child
+        skipped = False
+        node = child if child is not None else node
         path.append(part)
     return node.start_mark.line + 1, tuple(path)
 
@@ -159,9 +159,12 @@ def _field(loc: Loc) -> str:
 
 
 def _dedupe(problems: list[SpecProblem]) -> list[SpecProblem]:
-    """Drop repeats, and "unknown key" where a rule already says more about the same key."""
-    explained = {p.field for p in problems if p.message != _FRIENDLY["extra_forbidden"]}
-    unique = [
-        p for p in dict.fromkeys(problems) if not (p.message == _FRIENDLY["extra_forbidden"] and p.field in explained)
-    ]
+    """Drop repeats, and a generic message where a rule already says more about the same field."""
+    explained = {p.field for p in problems if not _generic(p)}
+    unique = [p for p in dict.fromkeys(problems) if not (_generic(p) and p.field in explained)]
     return sorted(unique, key=lambda p: (p.line or 0, p.field))
+
+
+def _generic(problem: SpecProblem) -> bool:
+    """An unknown key, or a secret written inline: a rule may say more about the same field."""
+    return problem.message in (_FRIENDLY["extra_forbidden"], SECRET_VALUE_REFUSED)

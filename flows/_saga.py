@@ -285,10 +285,12 @@ def _reconcile(ctx: StepContext, step: AnyStep) -> None:
     if record.step_digest != executions.definition_digest(step, ctx.ledger.digest):
         return
     if isinstance(step, SshStep) and step.check is not None and step.host is not None:
-        took_effect = _check_passes(ctx, step)
-        status = StepStatus.SUCCEEDED if took_effect else StepStatus.UNKNOWN
+        failure = _check_failure(ctx, step)
+        status = StepStatus.SUCCEEDED if failure is None else StepStatus.UNKNOWN
         note = (
-            "check passed: the step took effect before the crash" if took_effect else "check failed: running it again"
+            "check passed: the step took effect before the crash"
+            if failure is None
+            else f"check failed, running the step again — {failure}"
         )
     else:
         status, note = StepStatus.UNKNOWN, "outcome unknown after a crash and no check: running it again"
@@ -297,11 +299,12 @@ def _reconcile(ctx: StepContext, step: AnyStep) -> None:
         ctx.log(f"{step.id}: reconciled after a crash — {note}")
 
 
-def _check_passes(ctx: StepContext, step: SshStep) -> bool:
+def _check_failure(ctx: StepContext, step: SshStep) -> str | None:
+    """None when the step's check command exits 0 (the step took effect), else what it did instead."""
     attempt = len([s for s in ctx.ledger.list_steps(ctx.run_id) if s.step_id.startswith(f"{step.id}-check")])
     probe = step.model_copy(update={"id": f"{step.id}-check{attempt}"})
     try:
         run_ssh_step(ctx, probe, step.host or "", command="check", phase=StepPhase.CUTOVER)
-    except CutoverError:
-        return False
-    return True
+    except CutoverError as exc:
+        return redact(str(exc))
+    return None

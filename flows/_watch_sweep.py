@@ -164,7 +164,8 @@ async def sweep_once(
     _tally(report, probes, readiness)
     report.divergence = {system_id: found for system_id, found in samples.items() if isinstance(found, str)}
     await asyncio.to_thread(_publish, watched, samples, hooks, state, report)
-    await asyncio.to_thread(_act, watched, streaks, readiness, hooks, state, report)
+    last = {(system_id, p.check): p for system_id, p in probes}
+    await asyncio.to_thread(_act, watched, (streaks, last), readiness, hooks, state, report)
     report.duration_s = time.perf_counter() - started
     return report
 
@@ -324,7 +325,7 @@ def _tally(report: SweepReport, probes: list[tuple[str, Probe]], readiness: dict
 
 def _act(
     watched: list[Spec],
-    streaks: dict[tuple[str, str], int],
+    health: tuple[dict[tuple[str, str], int], dict[tuple[str, str], Probe]],
     readiness: dict[str, list[Readiness]],
     hooks: WatchHooks,
     state: WatchState,
@@ -336,14 +337,22 @@ def _act(
         if not_ready:
             hooks.alert(spec, not_ready)
             report.alerts[system_id] = "; ".join(r.describe() for r in not_ready)
-        failing = _failing(spec, streaks)
+        failing = _failing(spec, *health)
         if failing and system_id not in state.requested:
             started = hooks.rollback(spec, f"automatic rollback: {failing}")
             if started is not None:
                 state.requested[system_id] = report.rollbacks[system_id] = started
 
 
-def _failing(spec: Spec, streaks: dict[tuple[str, str], int]) -> str:
+def _failing(spec: Spec, streaks: dict[tuple[str, str], int], last: dict[tuple[str, str], Probe]) -> str:
+    """The checks that failed K times in a row, each with what its last probe expected and got."""
     limit = spec.retention.watch.failures_to_rollback
     over = {c.id: n for c in _checks(spec) if (n := streaks.get((spec.system.id, c.id), 0)) >= limit}
-    return ", ".join(f"{check} failed {n} times in a row (limit {limit})" for check, n in sorted(over.items()))
+    return ", ".join(
+        f"{check} failed {n} times in a row (limit {limit})" + _last_said(last.get((spec.system.id, check)))
+        for check, n in sorted(over.items())
+    )
+
+
+def _last_said(probe: Probe | None) -> str:
+    return f" (last: {probe.error})" if probe is not None and probe.error else ""

@@ -15,11 +15,13 @@ run, loudly, naming what is left to do.
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
+import httpx
 from prefect import flow
 from prefect._internal.schemas.fields import CreatedBy  # the type of FlowRun.created_by (not re-exported)
 from prefect.artifacts import create_markdown_artifact
-from prefect.client.schemas.objects import State
+from prefect.client.schemas.objects import FlowRun, State
 from prefect.states import Completed
 
 from cutover.errors import ConcurrencyRefused, CutoverError, RetentionError, RollbackIncomplete
@@ -32,7 +34,17 @@ from tasks.divergence import current, data_sources, rollback_notice
 from tasks.report import artifact_key
 from tasks.steps import step_table
 
-__all__ = ["REFUSED", "publish_outcome", "report_key", "requested_by", "rollback_flow"]
+__all__ = [
+    "FROM_PREFECT_API",
+    "FROM_PREFECT_UI",
+    "REFUSED",
+    "first_state_message",
+    "publish_outcome",
+    "report_key",
+    "requested_by",
+    "requester",
+    "rollback_flow",
+]
 
 #: The name of the (Completed) state a refused rollback's flow run ends in.
 REFUSED = "Refused"
@@ -44,7 +56,7 @@ def rollback_flow(
 ) -> State[Any] | str:
     """Roll ``system_id`` back to its retained original (refused, doing nothing, when it may not)."""
     logger = run_logger()
-    actor = requested_by(actor, _created_by())
+    actor = requester(actor, _current_run())
     logger.info("rollback of %s requested by %s: %s", system_id, actor, reason)
     _, spec = find_spec(system_id)
     ledger = open_ledger()
@@ -73,28 +85,57 @@ def rollback_flow(
     return outcome.summary()
 
 
-#: What a run started through Prefect itself records when Prefect does not say who created it (a
-#: Prefect server without accounts cannot tell its UI from ``prefect deployment run`` or the API).
-UNKNOWN_PREFECT_USER = "prefect api (ui or cli)"
-_LEGACY_UI_ACTOR = "ui"  # what rollback deployments created before VIA_PREFECT passed
+#: Where a rollback started through Prefect itself came from, as its actor says. The Prefect UI gives
+#: the runs it creates a first state with the message "Run from the Prefect UI" (or "... with
+#: defaults"); ``prefect deployment run`` and the API give none.
+FROM_PREFECT_UI = "prefect ui"
+FROM_PREFECT_API = "prefect cli or api"
+_UI_MESSAGE = "Run from the Prefect UI"
+_VIA_PREFECT = frozenset({VIA_PREFECT, "ui"})  # "ui": what rollback deployments created before VIA_PREFECT passed
 
 
-def requested_by(actor: str, created_by: CreatedBy | None) -> str:
-    """Who asked for the rollback: ``actor`` as passed, or, for a run started through Prefect
-    itself (the one-click deployment's own actor), what Prefect knows of its creator and no more."""
-    if actor not in (VIA_PREFECT, _LEGACY_UI_ACTOR):
+def requested_by(actor: str, created_by: CreatedBy | None, first_message: str | None = None) -> str:
+    """Who asked for the rollback: ``actor`` as passed (``cli:<user>`` from ``cutover rollback``,
+    ``watch``), or, for a run started through Prefect itself (the one-click deployment's own actor),
+    the Prefect UI or the Prefect CLI/API, told apart by the run's first state message, with the
+    creator Prefect knows of, if any."""
+    if actor not in _VIA_PREFECT:
         return actor
+    origin = FROM_PREFECT_UI if (first_message or "").startswith(_UI_MESSAGE) else FROM_PREFECT_API
     if created_by is None or not (created_by.display_value or created_by.id):
-        return UNKNOWN_PREFECT_USER
-    kind = (created_by.type or "user").lower()
-    return f"prefect {kind}:{created_by.display_value or created_by.id}"
+        return origin
+    return f"{origin} ({(created_by.type or 'user').lower()}:{created_by.display_value or created_by.id})"
 
 
-def _created_by() -> CreatedBy | None:
+def requester(actor: str, run: FlowRun | None) -> str:
+    """``actor``, or for ``run`` started through Prefect, where it came from (asked of the server)."""
+    if actor not in _VIA_PREFECT or run is None:
+        return requested_by(actor, None)
+    return requested_by(actor, run.created_by, first_state_message(run.id))
+
+
+def _current_run() -> FlowRun | None:
     from prefect.context import FlowRunContext
 
     context = FlowRunContext.get()
-    return context.flow_run.created_by if context and context.flow_run else None
+    return context.flow_run if context else None
+
+
+def first_state_message(flow_run_id: UUID) -> str | None:
+    """The message of a flow run's first state: how the Prefect UI marks a run it created.
+
+    None when the server cannot say: the rollback goes on, recorded as started through the CLI or API.
+    """
+    from prefect import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        with get_client(sync_client=True) as client:
+            states = client.read_flow_run_states(flow_run_id)
+    except (httpx.HTTPError, ObjectNotFound) as exc:
+        run_logger().warning("where this rollback was started from is unknown: %s", redact(str(exc)))
+        return None
+    return min(states, key=lambda state: state.timestamp).message if states else None
 
 
 def report_key(system_id: str) -> str:

@@ -37,10 +37,10 @@ class ThresholdVerdict(BaseModel):
     passed: bool
 
     def describe(self) -> str:
-        """E.g. ``p95_ms: measured 912 misses limit <= 800``."""
-        measured = "nothing" if self.measured is None else f"{self.measured:g}"
-        relation = "meets" if self.passed else "misses"
-        return f"{self.name}: measured {measured} {relation} limit {self.comparison} {self.limit:g}"
+        """E.g. ``p95_ms: expected <= 800, measured 912 (missed)``."""
+        measured = "nothing (no request was recorded)" if self.measured is None else f"{self.measured:g}"
+        verdict = "met" if self.passed else "missed"
+        return f"{self.name}: expected {self.comparison} {self.limit:g}, measured {measured} ({verdict})"
 
 
 class StressResult(BaseModel):

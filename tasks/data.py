@@ -52,8 +52,9 @@ class TableComparison:
             return f"{self.table}: {self.source.rows} rows, checksum {self.source.checksum} on both sides"
         keys = ", ".join(self.differing_keys) or "(none found by key; duplicate rows?)"
         return (
-            f"{self.table}: source {self.source.rows} rows / {self.source.checksum}, "
-            f"target {self.target.rows} rows / {self.target.checksum}; first differing keys: {keys}"
+            f"{self.table}: expected the target to match the source row for row; source {self.source.rows} rows / "
+            f"{self.source.checksum}, target {self.target.rows} rows / {self.target.checksum}; first differing keys: "
+            f"{keys}"
         )
 
 

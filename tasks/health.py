@@ -33,9 +33,9 @@ class Probe:
     error: str | None = None
 
     def describe(self) -> str:
-        seen = f"HTTP {self.status}" if self.status is not None else (self.error or "no answer")
+        seen = f"HTTP {self.status}" if self.status is not None else "no answer"
         line = f"{self.check} {self.url}: {'passed' if self.passed else 'failed'} ({seen}, {self.latency_ms:.0f} ms)"
-        return f"{line}: {self.error}" if self.error and self.status is not None else line
+        return f"{line}: {self.error}" if self.error else line
 
 
 def _judge(check: HttpCheckStep, response: httpx.Response, started: float) -> Probe:
@@ -61,7 +61,9 @@ def _excerpt(body: str) -> str:
 def _failed(check: HttpCheckStep, exc: httpx.HTTPError, started: float) -> Probe:
     latency = (time.perf_counter() - started) * 1000
     reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return Probe(check.id, str(check.url), False, None, latency, reason)
+    within = f" within {check.timeout.total_seconds():g} s" if isinstance(exc, httpx.TimeoutException) else ""
+    expected = f"expected HTTP {check.expect_status}{within}; got no answer ({redact(reason)})"
+    return Probe(check.id, str(check.url), False, None, latency, expected)
 
 
 def probe(check: HttpCheckStep, client: httpx.Client | None = None) -> Probe:
@@ -102,6 +104,13 @@ async def sweep(checks: Sequence[HttpCheckStep], *, concurrency: int = 200) -> l
         return list(await asyncio.gather(*(one(c) for c in checks)))
 
 
+def _gate_missed(gate: HealthGate, streak: int, last: list[Probe]) -> str:
+    """What the gate expected (N passes in a row within its time) and what it got."""
+    failing = "; ".join(p.describe() for p in last if not p.passed)
+    got = f"the last round failed: {failing}" if failing else f"only {streak} in a row by then (the last round passed)"
+    return f"health gate: expected {gate.passes} consecutive passes within {gate.within.total_seconds():g} s; got {got}"
+
+
 def health_gate(
     checks: Sequence[HttpCheckStep],
     gate: HealthGate,
@@ -124,9 +133,5 @@ def health_gate(
             if streak >= gate.passes:
                 return last
             if time.monotonic() + gate.interval.total_seconds() > deadline:
-                failing = "; ".join(p.describe() for p in last if not p.passed) or "passes did not come in a row"
-                raise HealthCheckFailed(
-                    f"health gate: {gate.passes} consecutive passes did not come within "
-                    f"{gate.within.total_seconds():g} s; last round: {failing}"
-                )
+                raise HealthCheckFailed(_gate_missed(gate, streak, last))
             sleep(gate.interval.total_seconds())

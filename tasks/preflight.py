@@ -487,7 +487,7 @@ def _url_check(scope: _Scope, check: HttpCheckStep) -> _Check:
         if seen.status is None:
             return _Found(
                 Outcome.FAILED,
-                f"no answer: {seen.error}",
+                seen.error or f"expected HTTP {check.expect_status}; got no answer",
                 f"check that the service behind it is up and the URL of health check {check.id} is right",
             )
         expected = "" if seen.passed else f"; the check expects HTTP {check.expect_status} after the cutover"

@@ -17,6 +17,7 @@ preflight: before the cutover the original subscribes to nothing yet.
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from cutover.secrets import redact, resolve
 from cutover.settings import Settings
 from cutover.spec import HttpCheckStep, Spec, SshStep
 from tasks import replication
+from tasks._ssh_client import CommandOutcome
 from tasks.health import probe
 from tasks.ssh import HostConnection, Timeouts, host_target
 
@@ -96,8 +98,17 @@ def _ssh(spec: Spec, check: SshStep, name: str, settings: Settings) -> Readiness
     except (HostError, OSError, paramiko.SSHException) as exc:
         return Readiness(name, False, _ms(started), f"host {host} not reachable over SSH: {exc}")
     passed = outcome.exit_status == 0 and not outcome.timed_out
-    detail = f"host {host}: `{' '.join(argv)}` exited {outcome.exit_status}"
-    return Readiness(name, passed, _ms(started), detail)
+    return Readiness(name, passed, _ms(started), _ssh_detail(host, argv, outcome))
+
+
+def _ssh_detail(host: str, argv: list[str], outcome: CommandOutcome) -> str:
+    command = f"host {host}: `{shlex.join(argv)}`"
+    if outcome.timed_out:
+        return f"{command} expected to exit 0 within {_DEADLINE_S:g} s; it did not finish"
+    if outcome.exit_status == 0:
+        return f"{command} exited 0"
+    said = f"; last output: {redact(outcome.tail[-1])}" if outcome.tail else ""
+    return f"{command} exited {outcome.exit_status}, expected 0{said}"
 
 
 def replication_readiness(spec: Spec) -> Readiness | None:

@@ -244,7 +244,8 @@ def _finish(
     if not ok:
         last = tail[-1] if tail else "(no output)"
         raise CommandFailed(
-            f"step {key} on host {host_id} exited {outcome.exit_status}: {shlex.join(shown)}; last output: {last}. "
+            f"step {key} on host {host_id} exited {outcome.exit_status}, expected 0: {shlex.join(shown)}; last output: "
+            f"{last}. "
             "See the run log for the full output."
         )
     return HostResult(host_id, outcome.exit_status, outcome.duration_s, tail)

@@ -49,6 +49,18 @@ def test_validate_exits_zero_only_when_every_file_is_valid(workdir: Path) -> Non
     assert f"{bad}:" in output and "retention.months is 1" in output and "3 valid, 1 invalid" in output
 
 
+def test_validate_refuses_an_inline_database_url_with_a_password_and_says_how_to_declare_it(workdir: Path) -> None:
+    spec = workdir / "specs" / "hrss-social-insurance.yaml"
+    text = spec.read_text(encoding="utf-8")
+    spec.write_text(text.replace("source: {secret: legacy-db}", "source: 'postgresql://app:hunter2@db/app'", 1))
+    line = next(n for n, row in enumerate(spec.read_text().splitlines(), 1) if "hunter2" in row)
+    code, output = invoke("validate", str(spec))
+    assert code == 1
+    assert f"{spec}:{line}: cutover.steps[2].source: the database URL carries a password" in output
+    assert "declare it under secrets: and refer to it as {secret: name}" in output
+    assert "hunter2" not in output
+
+
 def test_plan_exports_the_attachment_2_table_with_chinese_headers(workdir: Path) -> None:
     code, output = invoke("plan", "--out", str(workdir / "out"))
     assert code == 0, output

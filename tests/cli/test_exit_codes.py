@@ -136,3 +136,32 @@ def test_every_error_in_the_exception_tree_has_an_exit_code() -> None:
     ]
     assert errors.UnknownSystem in defined
     assert [cls.__name__ for cls in defined if cls not in EXIT_CODES] == []
+
+
+README_MEANINGS = {  # the first words of each row of the README's table, by code
+    ExitCode.OK: "done",
+    ExitCode.INVALID: "invalid:",
+    ExitCode.USAGE: "bad command line",
+    ExitCode.REFUSED: "refused:",
+    ExitCode.FAILED: "failed:",
+    ExitCode.CONFIG: "configuration:",
+}
+
+
+def _readme_exit_codes() -> dict[int, str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = text[text.index("| code | meaning |") :].split("\n\n", 1)[0]
+    rows = (line.strip("|").split("|", 1) for line in table.splitlines()[2:])
+    return {int(code): meaning.strip() for code, meaning in rows}
+
+
+def test_the_readmes_exit_code_table_lists_each_code_of_the_command_with_its_meaning() -> None:
+    readme = _readme_exit_codes()
+    assert sorted(readme) == [int(code) for code in ExitCode]
+    for code, words in README_MEANINGS.items():
+        assert readme[int(code)].startswith(words), (code, readme[int(code)])
+
+
+def test_each_exit_code_of_the_readme_is_shown_by_a_real_command_above() -> None:
+    shown = {case.code for case in CASES.values()}
+    assert shown == set(ExitCode)

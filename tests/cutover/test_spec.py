@@ -219,7 +219,7 @@ REFUSALS = [
             'url: "http://ops:hunter2@127.0.0.12:8000/api/stats"',
             "test_platform.internal_tests[1].url",
             at="hunter2",
-            says="{secret: <id>}",
+            says="declare it under secrets: and refer to it as {secret: name}",
         ),
         id="no password is written inline in a URL",
     ),
@@ -229,7 +229,7 @@ REFUSALS = [
             "run: [/srv/app/bin/selftest, --password, hunter2]",
             "test_platform.internal_tests[0].run[2]",
             at="hunter2",
-            says="{secret: <id>}",
+            says="declare it under secrets: and refer to it as {secret: name}",
         ),
         id="no password is written inline as an argument",
     ),
@@ -239,7 +239,7 @@ REFUSALS = [
             "run: [/srv/app/bin/selftest, --password=hunter2]",
             "test_platform.internal_tests[0].run[1]",
             at="hunter2",
-            says="{secret: <id>}",
+            says="declare it under secrets: and refer to it as {secret: name}",
         ),
         id="no password is written inline in an option",
     ),
@@ -329,9 +329,11 @@ REFUSALS = [
             "source: 'postgresql://app:hunter2@127.0.0.11/app', target: {secret: cloud-db}, tables",
             "cutover.steps[2].source",
             at="hunter2",
-            says="the database URL carries a password, which may not be written in a spec; declare a secret",
+            says="the database URL carries a password, which may not be written in a spec; put the whole URL in an "
+            "environment variable or a Prefect Secret block, declare it under secrets: and refer to it as "
+            "{secret: name} (source: {secret: name})",
         ),
-        id="a database URL with a password is a secret",
+        id="a database URL with a password is refused with the fix: declare it under secrets and refer to it",
     ),
     pytest.param(
         Refusal(
@@ -339,9 +341,51 @@ REFUSALS = [
             "source: {secret: legacy-db}, target: 'postgresql://app@127.0.0.11/app?password=hunter2', tables",
             "cutover.steps[2].target",
             at="hunter2",
-            says="write target: {secret: <id>}",
+            says="(target: {secret: name})",
         ),
         id="a database URL with a password in its query is a secret too",
+    ),
+    pytest.param(
+        Refusal(
+            "run: [/srv/app/bin/appctl, freeze]",
+            "run: [/srv/app/bin/appctl, freeze], stdin: hunter2",
+            "cutover.steps[0].stdin",
+            at="stdin: hunter2",
+            says="takes a reference to a secret, not its value; put the value in an environment variable or a "
+            "Prefect Secret block, declare it under secrets: and refer to it as {secret: name}",
+        ),
+        id="a secret on standard input is a reference, not its value",
+    ),
+    pytest.param(
+        Refusal(
+            "run: [/srv/app/bin/appctl, freeze]",
+            "run: [/srv/app/bin/appctl, freeze], stdin: 'postgresql://app:hunter2@127.0.0.11/app'",
+            "cutover.steps[0].stdin",
+            at="hunter2",
+            says="a URL with a password is written inline; put it in an environment variable or a Prefect Secret "
+            "block, declare it under secrets: and refer to it as {secret: name}",
+        ),
+        id="a URL with a password on standard input is a reference too",
+    ),
+    pytest.param(
+        Refusal(
+            ', host_key: "SHA256:Q0f3m0oN7q6b2y8pK8s1kH5vH1rW3dJ2c4x9tZ7uL0a"',
+            ', host_key: "SHA256:Q0f3m0oN7q6b2y8pK8s1kH5vH1rW3dJ2c4x9tZ7uL0a", key_secret: hunter2',
+            "hosts.legacy.key_secret",
+            at="key_secret: hunter2",
+            says="declare it under secrets: and refer to it as {secret: name}",
+        ),
+        id="a host's client key in a secret is a reference, not the key",
+    ),
+    pytest.param(
+        Refusal(
+            "source: {secret: legacy-db}, target: {secret: cloud-db}, tables",
+            "source: {url: 'postgresql://app@127.0.0.11/app'}, target: {secret: cloud-db}, tables",
+            "cutover.steps[2].source.secret",
+            at="id: verify-rows",
+            says="is required",
+        ),
+        id="a secret reference names its secret",
     ),
     pytest.param(
         Refusal(

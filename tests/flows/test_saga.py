@@ -230,9 +230,11 @@ def killed_during_step_two(
     return rc
 
 
-def test_a_worker_killed_mid_cutover_resumes_from_the_ledger_without_repeating_a_step(
-    estate_env: Any, ledger_file: tuple[Ledger, str], tmp_path: Path, prefect_server: Any
-) -> None:
+def _killed_and_resumed(
+    estate_env: Any, ledger_file: tuple[Ledger, str], tmp_path: Path, check: list[str] | None
+) -> tuple[Any, Any, str, str]:
+    """A cutover killed during step two (whose check is ``check``, or grep for its call) and then resumed:
+    the outcome, the reconciliation notes in the ledger, the legacy host's calls log and the tag of the calls."""
     ledger, url = ledger_file
     tag = unique_id("k")
     calls_log = estate_env.hosts["legacy"].root_dir / "data" / "calls.log"
@@ -252,7 +254,7 @@ def test_a_worker_killed_mid_cutover_resumes_from_the_ledger_without_repeating_a
             "host": "legacy",
             "run": ["sh", "-c", f"count-calls {tag}-two; sleep 20"],
             "undo": ["true"],
-            "check": ["grep", "-q", f"^{tag}-two", str(calls_log)],
+            "check": check or ["grep", "-q", f"^{tag}-two", str(calls_log)],
         },
         {
             "kind": "ssh",
@@ -270,10 +272,29 @@ def test_a_worker_killed_mid_cutover_resumes_from_the_ledger_without_repeating_a
     rc = killed_during_step_two(ledger, spec, spec_path, url, tmp_path / "home", estate_env, tag)
     assert ledger.get_step(rc.run.id, "two").status is StepStatus.STARTED  # type: ignore[union-attr]
     outcome = in_flow(lambda: cut_over(resumed_context(ledger, spec, spec_path, tmp_path / "home", rc.run.id)))
+    notes = [s.detail["reconciled"] for s in ledger.list_steps(rc.run.id) if "reconciled" in (s.detail or {})]
+    return outcome, notes, calls_log.read_text(), tag
+
+
+def test_a_worker_killed_mid_cutover_resumes_from_the_ledger_without_repeating_a_step(
+    estate_env: Any, ledger_file: tuple[Ledger, str], tmp_path: Path, prefect_server: Any
+) -> None:
+    outcome, notes, text, tag = _killed_and_resumed(estate_env, ledger_file, tmp_path, check=None)
     assert outcome.state is SagaState.SUCCEEDED, outcome.summary()
-    text = calls_log.read_text()
     assert [text.count(f"{tag}-{name}\t") for name in ("one", "two", "three")] == [1, 1, 1]
-    assert ledger.get_step(rc.run.id, "two").detail["reconciled"].startswith("check passed")  # type: ignore[union-attr]
+    assert len(notes) == 1 and notes[0].startswith("check passed")
+
+
+def test_a_step_whose_check_fails_after_a_crash_runs_again_saying_what_the_check_expected_and_got(
+    estate_env: Any, ledger_file: tuple[Ledger, str], tmp_path: Path, prefect_server: Any
+) -> None:
+    outcome, notes, text, tag = _killed_and_resumed(estate_env, ledger_file, tmp_path, check=["sh", "-c", "exit 1"])
+    assert outcome.state is SagaState.SUCCEEDED, outcome.summary()
+    assert [text.count(f"{tag}-{name}\t") for name in ("one", "two", "three")] == [1, 2, 1]
+    assert len(notes) == 1 and notes[0].startswith(
+        "check failed, running the step again — step two-check0:check on host legacy exited 1, expected 0: "
+        "sh -c 'exit 1'"
+    )
 
 
 @pytest.fixture(scope="module")

@@ -94,6 +94,7 @@ def test_k_consecutive_failed_checks_roll_the_system_back_automatically(
     assert [len(r.rollbacks) for r in reports] == [0, 0, 1, 0]
     assert reports[3].systems == 0  # rolled back: no longer watched
     assert len(recorder.rollbacks) == 1 and "gateway-health failed 3 times in a row" in recorder.rollbacks[0][1]
+    assert "(last: expected HTTP 200; got " in recorder.rollbacks[0][1]  # what the check expected and got
     assert current_state(rb_ledger, spec.system.id) is LifecycleState.ROLLED_BACK
     assert whoami(clean_estate) == "legacy"
     assert rb_ledger.consecutive_failures(spec.system.id, "gateway-health") == 3

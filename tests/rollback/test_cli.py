@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 import cli
-from cutover import lifecycle
+from cutover import audit, lifecycle
 from cutover.ledger import Ledger, LifecycleState, RetentionCloseReason
 from cutover.settings import Settings, get_settings
 from demo.estate import Estate
@@ -45,6 +46,8 @@ def test_cutover_rollback_without_a_server_rolls_back_in_process(
     assert result.exit_code == 0, result.output
     assert "succeeded" in result.output and whoami(clean_estate) == "legacy"
     assert lifecycle.current_state(rb_ledger, spec.system.id) is LifecycleState.ROLLED_BACK
+    started = [e for e in audit.events(rb_ledger, object=f"system:{spec.system.id}") if e.action == "rollback.started"]
+    assert [e.actor for e in started] == [f"cli:{getpass.getuser()}"]  # where it came from: `cutover rollback`
 
 
 def test_cutover_rollback_of_a_decommissioned_system_exits_refused(

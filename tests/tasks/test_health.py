@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from pydantic import TypeAdapter
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from cutover.errors import HealthCheckFailed
 from cutover.secrets import REDACTOR
-from cutover.spec import HttpCheckStep
-from tasks.health import probe
+from cutover.spec import HealthGate, HttpCheckStep
+from tasks.health import health_gate, probe
 from tests.fixtures.httpapp import HttpApp, serve
 
 
@@ -40,6 +42,34 @@ def test_a_check_failing_on_its_status_names_the_expected_status_and_what_came(h
     message = probe(a_check(f"{httpapp.base_url}/healthz")).describe()
 
     assert "failed (HTTP 500," in message and "expected HTTP 200; got 'injected error'" in message
+
+
+def test_a_check_that_gets_no_answer_says_what_it_expected_and_that_nothing_came() -> None:
+    message = probe(a_check("http://127.0.0.1:9/healthz")).describe()  # the discard port: nothing listens
+
+    assert "failed (no answer," in message and "expected HTTP 200; got no answer (ConnectError" in message
+
+
+def test_a_health_gate_that_times_out_says_how_many_passes_it_expected_and_what_the_last_round_got(
+    httpapp: HttpApp,
+) -> None:
+    httpapp.configure(error_rate=1.0)
+    gate = HealthGate.model_validate({"passes": 3, "interval": "100ms", "within": "1s"})
+
+    with pytest.raises(HealthCheckFailed) as caught:
+        health_gate([a_check(f"{httpapp.base_url}/healthz")], gate)
+
+    message = str(caught.value)
+    assert message.startswith("health gate: expected 3 consecutive passes within 1 s; got the last round failed: ")
+    assert "expected HTTP 200; got 'injected error'" in message
+
+
+def test_a_health_gate_whose_passes_come_too_slowly_says_how_many_came_in_a_row(httpapp: HttpApp) -> None:
+    httpapp.configure(error_rate=0.0)
+    gate = HealthGate.model_validate({"passes": 100, "interval": "100ms", "within": "500ms"})
+
+    with pytest.raises(HealthCheckFailed, match=r"expected 100 consecutive passes within 0.5 s; got only \d+ in a row"):
+        health_gate([a_check(f"{httpapp.base_url}/healthz")], gate)
 
 
 class LeakyApp(HttpApp):

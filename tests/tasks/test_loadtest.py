@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 
 from cutover.errors import StressTestFailed
-from cutover.spec import StressProfile
+from cutover.spec import StressProfile, Thresholds
 from tasks._locust_stats import read_history
+from tasks._stress_result import verdicts
 from tasks.loadtest import Progress, StressResult, run_stress_test, stress_test
 from tests.fixtures.httpapp import HttpApp
 
@@ -64,6 +65,16 @@ def test_a_healthy_target_passes_every_threshold_and_the_numbers_match_what_it_s
     result.raise_for_verdict()
 
 
+def test_each_threshold_says_what_it_expected_and_what_was_measured_even_when_nothing_was() -> None:
+    limits = Thresholds(p95_ms=800, failure_ratio=0.01, min_rps=50)
+
+    assert [v.describe() for v in verdicts(limits, None)] == [
+        "p95_ms: expected <= 800, measured nothing (no request was recorded) (missed)",
+        "failure_ratio: expected <= 0.01, measured nothing (no request was recorded) (missed)",
+        "min_rps: expected >= 50, measured nothing (no request was recorded) (missed)",
+    ]
+
+
 def test_a_slow_target_fails_on_p95_and_the_error_names_the_threshold(httpapp: HttpApp, tmp_path: Path) -> None:
     httpapp.configure(latency_s=0.15)
     profile = make_profile(thresholds={"p95_ms": 100, "failure_ratio": 0.01, "min_rps": 1})
@@ -73,7 +84,7 @@ def test_a_slow_target_fails_on_p95_and_the_error_names_the_threshold(httpapp: H
     assert result.completed and not result.passed
     assert not verdict(result, "p95_ms") and verdict(result, "failure_ratio") and verdict(result, "min_rps")
     assert result.p95_ms is not None and result.p95_ms >= 150
-    with pytest.raises(StressTestFailed, match=r"p95_ms: measured \d+ misses limit <= 100") as caught:
+    with pytest.raises(StressTestFailed, match=r"p95_ms: expected <= 100, measured \d+ \(missed\)") as caught:
         result.raise_for_verdict()
     assert "test_platform.stress.thresholds" in str(caught.value)
 

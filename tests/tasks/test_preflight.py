@@ -188,7 +188,7 @@ def test_an_unanswering_health_url_is_named(estate: Estate, settings: Settings) 
 
     assert item(report, CheckKind.URL, dead).outcome is Outcome.FAILED
     assert item(report, CheckKind.URL, f"{estate.gateway_url}/healthz").passed  # the rollback's check
-    assert f"url {dead}: no answer" in failure_message(report)
+    assert f"url {dead}: expected HTTP 200; got no answer (ConnectError" in failure_message(report)
 
 
 @pytest.mark.usefixtures("secrets")

@@ -25,7 +25,7 @@ from prefect.client.schemas.objects import StateType
 from prefect.exceptions import FlowPauseTimeout, NotPausedError
 from prefect.flow_runs import resume_flow_run
 
-from cutover import audit
+from cutover import audit, sm2
 from cutover.errors import SignatureInvalid, SignOffError
 from cutover.ledger import AuditOutcome, Decision, Party, ReportKind
 from cutover.spec import Approver, Spec
@@ -467,43 +467,61 @@ def test_collect_signoff_outside_a_flow_run_says_where_to_call_it(estate: Estate
         collect_signoff(estate.ledger, request)
 
 
-def test_an_approver_signs_from_the_terminal_with_cutover_sign(
-    served: tuple[str, Estate], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _sign_in_terminal(
+    estate: Estate, monkeypatch: pytest.MonkeyPatch, key: sm2.PrivateKey, comment: str = "终端签认"
+) -> tuple[int, str]:
+    """`cutover sign` as the department's approver with ``key``: the exit code and what it printed."""
     from typer.testing import CliRunner
 
     import cli
-    from cutover import sm2
     from cutover.settings import get_settings
 
-    deployment, estate = served
-    run = start_run(deployment, estate.parameters())
-    wait_for_form(run, 1)
     key_file = estate.settings.home / "wang.li.key"
     estate.settings.home.mkdir(parents=True, exist_ok=True)
-    sm2.write_private_key(key_file, estate.keyring.keys[estate.department], None)
+    sm2.write_private_key(key_file, key, None)
     monkeypatch.setenv("CUTOVER_DATABASE_URL", estate.ledger_url)
     monkeypatch.setenv("CUTOVER_HOME", str(estate.settings.home))
     get_settings.cache_clear()
-    cli.register_commands()
-    result = CliRunner().invoke(
-        cli.app,
-        ["sign", estate.system_id, "--as", estate.department, "--key", str(key_file), "--wait", "40"],
-        input="approve\n终端签认\ny\n",
-    )
-    get_settings.cache_clear()
-    import traceback
+    try:
+        result = CliRunner().invoke(
+            cli.register_commands(),
+            ["sign", estate.system_id, "--as", estate.department, "--key", str(key_file), "--wait", "40"],
+            input=f"approve\n{comment}\ny\n",
+        )
+    finally:
+        get_settings.cache_clear()
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.output
 
-    assert result.exit_code == 0, (
-        "".join(traceback.format_exception(*result.exc_info)) if result.exc_info else result.output
-    )
-    assert estate.report_digest() in result.output
+
+def test_an_approver_signs_from_the_terminal_with_cutover_sign(
+    served: tuple[str, Estate], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deployment, estate = served
+    run = start_run(deployment, estate.parameters())
+    wait_for_form(run, 1)
+    code, output = _sign_in_terminal(estate, monkeypatch, estate.keyring.keys[estate.department])
+    assert code == 0, output
+    assert estate.report_digest() in output
     rows = estate.ledger.signatures_for(estate.system_id)
     assert [(r.approver_id, r.comment) for r in rows] == [(estate.department, "终端签认")]
     wait_for_form(run, 2)
     _sign(run, estate, estate.cloud)
     final = wait_final(run)
     assert final.state is not None and final.state.type == StateType.COMPLETED
+
+
+def test_a_signature_the_flow_refuses_exits_3_from_cutover_sign_with_the_reason(
+    served: tuple[str, Estate], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deployment, estate = served
+    run = start_run(deployment, estate.parameters())
+    wait_for_form(run, 1)
+    code, output = _sign_in_terminal(estate, monkeypatch, estate.keyring.keys[estate.cloud])  # another's key
+    assert code == 3, output
+    assert "error: the signature was refused: " in output and _refusals(estate)[0] in " ".join(output.split())
+    assert estate.ledger.signatures_for(estate.system_id) == []
+    wait_for_form(run, 2)  # the form is asked again
 
 
 # =============================================================== the cutover window and validity

@@ -201,7 +201,8 @@ def test_a_non_zero_exit_names_the_host_the_step_and_the_status(
 ) -> None:
     ctx = context(spec_for(estate), sqlite_ledger, pool, tmp_path)
     with pytest.raises(
-        CommandFailed, match=r"step s1 on host legacy exited 3: sh -c 'echo boom >&2; exit 3'.*last output: boom"
+        CommandFailed,
+        match=r"step s1 on host legacy exited 3, expected 0: sh -c 'echo boom >&2; exit 3'.*last output: boom",
     ):
         run_ssh_step(ctx, step("legacy", "sh", "-c", "echo boom >&2; exit 3"), "legacy")
     record = sqlite_ledger.get_step(ctx.run_id, "s1")
