@@ -113,7 +113,7 @@ def when_the_run_appears(deployment_id: uuid.UUID, then: Any) -> threading.Threa
 
     def act() -> None:
         with get_client(sync_client=True) as client:
-            wait_until(lambda: runs_of(client, deployment_id), what="the cutover run", timeout_s=60)
+            wait_until(lambda: runs_of(client, deployment_id), what="the cutover run", timeout_s=120)
             (flow_run,) = runs_of(client, deployment_id)
             client.set_flow_run_state(flow_run.id, then(), force=True)
 

@@ -25,11 +25,20 @@ from tests.rollback._retained import cut_over_for_real, estate_spec, pay_through
 from tests.specbuilder import write_spec
 
 
+@pytest.fixture(params=["postgresql", "sqlite"])
+def server(request: pytest.FixtureRequest) -> PrefectServer:
+    """The one-click path on both stores a Prefect server keeps: PostgreSQL (production, and the
+    tests' default) and SQLite (the store `make demo` embeds)."""
+    name = "prefect_server" if request.param == "postgresql" else "prefect_server_sqlite"
+    server: PrefectServer = request.getfixturevalue(name)
+    return server
+
+
 @pytest.fixture
-def worker_env(tmp_path: Path, estate: Estate, prefect_server: PrefectServer, rb_ledger: Ledger) -> dict[str, str]:
+def worker_env(tmp_path: Path, estate: Estate, server: PrefectServer, rb_ledger: Ledger) -> dict[str, str]:
     """What a worker needs: the server, the ledger, the specs directory, the demo secrets."""
     return {
-        **prefect_server.client_env(),
+        **server.client_env(),
         **secret_env(estate),
         "CUTOVER_DATABASE_URL": rb_ledger.safe_url,
         "CUTOVER_SPECS_DIR": str(tmp_path / "specs"),

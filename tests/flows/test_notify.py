@@ -28,7 +28,7 @@ from tasks.notify import WaitingForm, announce_waiting
 from tests._polling import wait_until
 from tests.fixtures.prefect_server import PrefectServer, free_port
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = pytest.mark.timeout(400)
 
 DELIVERY_TIMEOUT_S = 60.0
 ROBOT_KEY = "test-robot-key-5f1c9a"

@@ -221,7 +221,7 @@ def killed_during_step_two(
         wait_until(
             lambda: estate.calls("legacy", f"{tag}-two") >= 1,
             what=f"step two ({tag}-two) to start on legacy",
-            timeout_s=30,
+            timeout_s=120,
             interval_s=0.1,
         )
     finally:

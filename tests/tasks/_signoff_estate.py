@@ -1,6 +1,6 @@
 """Test support for the sign-off tests: a system with a report, two enrolled approvers, their
-private keys (kept here, as on the approvers' own machines), and helpers to drive a served
-``signoff-demo`` deployment on a real server."""
+private keys (kept here, as on the approvers' own machines), and helpers to drive a
+``signoff-demo`` deployment on a real server and a cutover worker."""
 
 from __future__ import annotations
 
@@ -18,7 +18,10 @@ import pytest
 import yaml
 from prefect import get_client
 from prefect.client.schemas.objects import FlowRun, State, StateType
+from prefect.deployments.runner import RunnerDeployment
 from prefect.exceptions import PrefectHTTPStatusError
+from prefect.states import Cancelled
+from prefect.types.entrypoint import EntrypointType
 from pydantic import SecretStr
 
 from cutover import sm2
@@ -28,6 +31,8 @@ from cutover.lifecycle import register_system
 from cutover.settings import Settings
 from cutover.spec import Spec
 from cutover.spec_loader import load_spec
+from flows._signoff_demo import signoff_demo
+from flows.deployments import ensure_work_pool
 from tasks._signoff_forms import StatementFields
 from tasks.signoff import sign_answer
 from tests._polling import wait_until
@@ -36,8 +41,11 @@ from tests.fixtures.prefect_server import (
     PrefectServer,
     kill_group,
     serve_in_subprocess,
+    start_cutover_worker,
+    using_server,
     wait_for_deployment,
     wait_for_final_run,
+    wait_for_worker,
 )
 
 EXAMPLE_SPEC = REPO_ROOT / "cutover_specs" / "hrss-social-insurance.yaml"
@@ -220,10 +228,51 @@ def served_deployment(server: PrefectServer, totp_key: str, log_dir: Path) -> It
         kill_group(runner)
 
 
+def pooled_deployment(server: PrefectServer, totp_key: str, log_dir: Path) -> Iterator[str]:
+    """Deploy ``flows/_signoff_demo.py`` on a work pool of its own, polled by a cutover worker with
+    warm processes (a resumed run starts at once, even on a busy machine); yields the deployment id
+    and stops the worker after."""
+    pool = f"signoff-tests-{uuid.uuid4().hex[:6]}"
+    with using_server(server):
+        ensure_work_pool(pool)
+        deployment = signoff_demo.to_deployment(name=pool, entrypoint_type=EntrypointType.MODULE_PATH)
+        assert isinstance(deployment, RunnerDeployment)
+        deployment_id = deployment.apply(work_pool_name=pool)
+    env = {
+        **server.client_env(),
+        "CUTOVER_TOTP_KEY": totp_key,
+        "CUTOVER_HOME": str(log_dir / "home"),
+        "CUTOVER_WARM_PROCESSES": "2",
+    }
+    log_file = log_dir / "worker.log"
+    worker = start_cutover_worker(pool, env, log_file)
+    try:
+        with using_server(server):
+            wait_for_worker(pool, worker, log_file)
+        yield str(deployment_id)
+    finally:
+        kill_group(worker)
+
+
 def start_run(deployment_id: str, parameters: dict[str, Any]) -> UUID:
     """Create a run of the deployment; its id."""
     with get_client(sync_client=True) as client:
         return client.create_flow_run_from_deployment(UUID(deployment_id), parameters=parameters).id
+
+
+def deadline_margin(deployment_id: str, estate: Estate) -> timedelta:
+    """How far ahead to set a deadline so the form is surely asked before it, on this machine now.
+
+    A run with a far deadline is timed from its start to its form and cancelled; the deadline is set
+    four times that (at least 30 s) ahead, so a busy machine widens the margin instead of failing.
+    """
+    started = time.monotonic()
+    probe = start_run(deployment_id, estate.parameters(deadline=datetime.now(UTC) + timedelta(hours=1)))
+    wait_for_form(probe, 1, timeout_s=120)
+    to_form = time.monotonic() - started
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(probe, state=Cancelled(message="timing probe over"), force=True)
+    return timedelta(seconds=max(30.0, 4 * to_form))
 
 
 def read_run(flow_run_id: UUID) -> FlowRun:
@@ -232,7 +281,7 @@ def read_run(flow_run_id: UUID) -> FlowRun:
         return client.read_flow_run(flow_run_id)
 
 
-def wait_for_form(flow_run_id: UUID, n: int, timeout_s: float = 25.0) -> FlowRun:
+def wait_for_form(flow_run_id: UUID, n: int, timeout_s: float = 120.0) -> FlowRun:
     """Wait until the run is suspended on the n-th sign-off form."""
 
     def suspended_on_n(state: State) -> bool:
@@ -258,6 +307,6 @@ def form_ready(flow_run_id: UUID, n: int) -> bool:
     return True
 
 
-def wait_final(flow_run_id: UUID, timeout_s: float = 25.0) -> FlowRun:
+def wait_final(flow_run_id: UUID, timeout_s: float = 120.0) -> FlowRun:
     """Wait until the run is in a final state."""
     return wait_for_final_run(flow_run_id, timeout_s=timeout_s)

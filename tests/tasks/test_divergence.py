@@ -154,7 +154,7 @@ def test_postgresql_counts_exactly_the_row_operations_since_the_baseline(
     wait_until(
         lambda: take_baseline(spec)["payments"],
         what="the seed's inserts in the counters",
-        timeout_s=30,
+        timeout_s=120,
         ready=lambda b: b["counters"][0] == 500,
     )
     baseline = take_baseline(spec)
@@ -168,7 +168,7 @@ def test_postgresql_counts_exactly_the_row_operations_since_the_baseline(
     found = wait_until(
         lambda: changes_since(spec, baseline),
         what="the counters to show 7 changes",
-        timeout_s=30,
+        timeout_s=120,
         ready=lambda d: d.changed_rows == 7,
     )
 

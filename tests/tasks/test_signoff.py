@@ -49,6 +49,7 @@ from tests.fixtures.prefect_server import REPO_ROOT, PrefectServer
 from tests.tasks._signoff_estate import (
     UNIT_RUN,
     Estate,
+    deadline_margin,
     form_key,
     make_estate,
     served_deployment,
@@ -58,7 +59,7 @@ from tests.tasks._signoff_estate import (
     wait_for_form,
 )
 
-pytestmark = pytest.mark.timeout(150)  # the first test also waits for the served runner to start
+pytestmark = pytest.mark.timeout(400)  # a backstop: every wait inside ends as soon as its condition holds
 
 
 # =================================================================== the checks, without Prefect
@@ -263,7 +264,7 @@ def deployment_id(
 def served(
     prefect_server: PrefectServer, deployment_id: str, tmp_path: Path, sqlite_template: Path, totp_key: str
 ) -> Iterator[tuple[str, Estate]]:
-    """The deployment id and a fresh SQLite estate the served flow can reach."""
+    """The deployment id and a fresh SQLite estate the deployed flow can reach."""
     built = make_estate(tmp_path, sqlite_copy(tmp_path, sqlite_template), totp_key)
     yield deployment_id, built
     built.ledger.dispose()
@@ -305,7 +306,7 @@ def test_two_approvers_sign_and_the_flow_continues(
     wait_until(
         lambda: len(estate.ledger.signatures_for(estate.system_id)) >= 2,
         what="both signatures in the ledger",
-        timeout_s=20,
+        timeout_s=120,
         interval_s=0.05,
     )
     checked = time.monotonic() - started
@@ -424,9 +425,10 @@ def test_a_deadline_already_passed_fails_with_sign_off_expired(served: tuple[str
 
 def test_a_signature_after_the_deadline_is_refused_by_the_server(served: tuple[str, Estate]) -> None:
     deployment, estate = served
-    run = start_run(deployment, estate.parameters(deadline=datetime.now(UTC) + timedelta(seconds=12)))
+    deadline = datetime.now(UTC) + deadline_margin(deployment, estate)
+    run = start_run(deployment, estate.parameters(deadline=deadline))
     wait_for_form(run, 1)
-    final = wait_final(run, timeout_s=25)
+    final = wait_final(run, timeout_s=(deadline - datetime.now(UTC)).total_seconds() + 120)
     assert final.state is not None and final.state.type == StateType.FAILED
     with pytest.raises((FlowPauseTimeout, NotPausedError, RuntimeError)):
         _sign(run, estate, estate.department)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,45 +12,33 @@ import pytest
 from prefect import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 from prefect.client.schemas.objects import FlowRun, StateType
-from prefect.deployments.runner import RunnerDeployment
 from prefect.flow_runs import resume_flow_run
 from prefect.states import Cancelled
-from prefect.types.entrypoint import EntrypointType
 
 from cutover import audit
 from cutover.ledger import AuditOutcome
-from flows._signoff_demo import signoff_demo
-from flows.deployments import ensure_work_pool
 from tasks._signoff_deadline import WAKEUP_APPROVER
 from tasks.signoff import wakeup_input
-from tests.fixtures.prefect_server import PrefectServer, kill_group, start_cutover_worker, wait_for_worker
+from tests.fixtures.prefect_server import PrefectServer
 from tests.tasks._signoff_estate import (
     Estate,
+    deadline_margin,
     make_estate,
+    pooled_deployment,
     sqlite_copy,
     start_run,
     wait_final,
     wait_for_form,
 )
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = pytest.mark.timeout(600)
 
 
 @pytest.fixture
-def pooled_deployment(prefect_server: PrefectServer, totp_key: str, tmp_path: Path) -> Iterator[UUID]:
+def deployment(prefect_server: PrefectServer, totp_key: str, tmp_path: Path) -> Iterator[UUID]:
     """The signoff-demo flow deployed on a pool of its own, with a cutover worker polling it."""
-    pool = f"deadline-test-{uuid.uuid4().hex[:6]}"
-    ensure_work_pool(pool)
-    deployment = signoff_demo.to_deployment(name=pool, entrypoint_type=EntrypointType.MODULE_PATH)
-    assert isinstance(deployment, RunnerDeployment)
-    deployment_id = deployment.apply(work_pool_name=pool)
-    env = {**prefect_server.client_env(), "CUTOVER_TOTP_KEY": totp_key, "CUTOVER_HOME": str(tmp_path / "home")}
-    worker = start_cutover_worker(pool, env, tmp_path / "worker.log")
-    wait_for_worker(pool, worker, tmp_path / "worker.log")
-    try:
-        yield deployment_id
-    finally:
-        kill_group(worker)
+    for deployment_id in pooled_deployment(prefect_server, totp_key, tmp_path):
+        yield UUID(deployment_id)
 
 
 @pytest.fixture
@@ -74,16 +61,17 @@ def _wakeup_runs(flow_run_id: UUID) -> list[FlowRun]:
 
 
 def test_a_sign_off_still_waiting_at_its_deadline_ends_itself_and_records_who_did_not_sign(
-    pooled_deployment: UUID, estate: Estate
+    deployment: UUID, estate: Estate
 ) -> None:
-    deadline = datetime.now(UTC) + timedelta(seconds=30)  # the form is asked well before it, even when busy
-    run = start_run(str(pooled_deployment), estate.parameters(deadline=deadline))
-    wait_for_form(run, 1, timeout_s=60)
+    deadline = datetime.now(UTC) + deadline_margin(str(deployment), estate)
+    run = start_run(str(deployment), estate.parameters(deadline=deadline))
+    wait_for_form(run, 1, timeout_s=120)
+    assert datetime.now(UTC) < deadline, "the form came after the deadline: the margin is too small"
     wakeups = _wakeup_runs(run)
     assert len(wakeups) == 1 and wakeups[0].expected_start_time is not None
     assert wakeups[0].expected_start_time >= deadline
 
-    final = wait_final(run, timeout_s=90)
+    final = wait_final(run, timeout_s=(deadline - datetime.now(UTC)).total_seconds() + 120)
 
     assert final.state is not None and final.state.type == StateType.FAILED
     assert "sign-off deadline" in (final.state.message or ""), final.state.message
@@ -96,14 +84,14 @@ def test_a_sign_off_still_waiting_at_its_deadline_ends_itself_and_records_who_di
 
 
 def test_the_wake_up_answer_before_the_deadline_is_refused_like_an_unknown_approver(
-    pooled_deployment: UUID, estate: Estate
+    deployment: UUID, estate: Estate
 ) -> None:
-    run = start_run(str(pooled_deployment), estate.parameters(deadline=datetime.now(UTC) + timedelta(hours=1)))
-    wait_for_form(run, 1, timeout_s=60)
+    run = start_run(str(deployment), estate.parameters(deadline=datetime.now(UTC) + timedelta(hours=1)))
+    wait_for_form(run, 1, timeout_s=120)
 
     resume_flow_run(run, run_input=wakeup_input())
 
-    wait_for_form(run, 2, timeout_s=60)
+    wait_for_form(run, 2, timeout_s=120)
     refused = _events(estate, "signoff.refused")
     assert [e.detail["claimed_approver_id"] for e in refused] == [WAKEUP_APPROVER]
     assert not _events(estate, "signoff.expired")

@@ -206,12 +206,12 @@ def test_a_run_in_a_warm_process_is_cancelled_from_the_api_and_its_process_ends(
     out = tmp_path / "long.json"
     with get_client(sync_client=True) as client:
         run = client.create_flow_run_from_deployment(deployment_id, parameters={"out": str(out), "sleep_s": 120})
-        wait_until(out.exists, what="the long run to start", timeout_s=60)
+        wait_until(out.exists, what="the long run to start", timeout_s=120)
         client.set_flow_run_state(run.id, state=Cancelling(message="cancelled by the test"))
     final = wait_for_final_run(run.id)
     assert final.state is not None and final.state.type == StateType.CANCELLED, final.state
     pid = json.loads(out.read_text(encoding="utf-8"))["pid"]
-    wait_until(lambda: not Path(f"/proc/{pid}").exists(), what=f"process {pid} to end", timeout_s=60)
+    wait_until(lambda: not Path(f"/proc/{pid}").exists(), what=f"process {pid} to end", timeout_s=120)
 
 
 def test_a_rollback_run_starts_in_a_warm_process_while_watch_and_cutover_runs_hold_the_others(
@@ -232,7 +232,7 @@ def test_a_rollback_run_starts_in_a_warm_process_while_watch_and_cutover_runs_ho
             for n in range(2)
         ]
         for n in range(2):
-            wait_until((tmp_path / f"busy-{n}.json").exists, what=f"busy run {n} to start", timeout_s=60)
+            wait_until((tmp_path / f"busy-{n}.json").exists, what=f"busy run {n} to start", timeout_s=120)
         try:
             run, seen = _run_probe(rollback_id, tmp_path / "rollback.json")
         finally:
