@@ -45,6 +45,7 @@ from prefect.utilities.templating import find_placeholders
 
 from cutover.errors import ConfigurationError
 from cutover.secrets import MASK, REDACTOR
+from flows._automation_shape import automation_shape
 from tasks.notify import WAITING_EVENT
 
 __all__ = [
@@ -242,7 +243,7 @@ def _automation(name: str, block_id: UUID) -> AutomationCore:
 def _ensure_automation(wanted: AutomationCore) -> tuple[UUID, Status]:
     with get_client(sync_client=True) as client:
         existing = client.read_automations_by_name(wanted.name)
-        same = next((found for found in existing if _shape(found) == _shape(wanted)), None)
+        same = next((found for found in existing if automation_shape(found) == automation_shape(wanted)), None)
         keep = same or (existing[0] if existing else None)
         for extra in existing:
             if extra is not keep:
@@ -253,12 +254,3 @@ def _ensure_automation(wanted: AutomationCore) -> tuple[UUID, Status]:
             client.update_automation(keep.id, wanted)
             return keep.id, "updated"
         return keep.id, "already there"
-
-
-def _shape(automation: AutomationCore) -> dict[str, Any]:
-    return {
-        "description": automation.description,
-        "trigger": automation.trigger.model_dump(mode="json", exclude={"id"}),
-        "actions": [action.model_dump(mode="json") for action in automation.actions],
-        "enabled": automation.enabled,
-    }

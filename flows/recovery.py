@@ -43,6 +43,7 @@ from prefect.states import Crashed
 from cutover import audit
 from cutover.ledger import Ledger, RunKind
 from cutover.runtime import open_ledger
+from flows._automation_shape import automation_shape
 from flows._context import run_logger
 from flows.deployments import HEARTBEAT_S, Applied, register_deployment
 
@@ -148,7 +149,7 @@ def _ensure(wanted: AutomationCore) -> Applied:
     what = f"automation {wanted.name!r}"
     with get_client(sync_client=True) as client:
         existing = client.read_automations_by_name(wanted.name)
-        keep = next((found for found in existing if _shape(found) == _shape(wanted)), None)
+        keep = next((found for found in existing if automation_shape(found) == automation_shape(wanted)), None)
         for stale in existing:
             if stale is not keep:
                 client.delete_automation(stale.id)  # an older shape, or a twin two workers made at once
@@ -156,14 +157,6 @@ def _ensure(wanted: AutomationCore) -> Applied:
             return Applied(what, "already there" if len(existing) == 1 else "updated", keep.id)
         created = client.create_automation(wanted)
     return Applied(what, "updated" if existing else "created", created)
-
-
-def _shape(automation: AutomationCore) -> dict[str, Any]:
-    return {
-        "trigger": automation.trigger.model_dump(mode="json", exclude={"id"}),
-        "actions": [action.model_dump(mode="json") for action in automation.actions],
-        "enabled": automation.enabled,
-    }
 
 
 @flow(name="recover", flow_run_name="recover-{crashed}", persist_result=False, log_prints=False)

@@ -408,8 +408,8 @@ def _lookup(scope: _Scope, use: _Program, steps: list[str]) -> Callable[[], _Fou
             return _Found(Outcome.FAILED, str(exc))
         except (paramiko.SSHException, OSError, EOFError) as exc:
             return _Found(Outcome.FAILED, f"host {use.host} dropped the connection: {type(exc).__name__} {exc}")
-        if outcome.exit_status == 0 and not outcome.timed_out and outcome.tail:
-            return _Found(Outcome.PASSED, f"found: {outcome.tail[-1]}")
+        if outcome.exit_status == 0 and not outcome.timed_out:  # the exit status decides, not the output
+            return _Found(Outcome.PASSED, f"found: {outcome.tail[-1]}" if outcome.tail else "found")
         said = f": {outcome.tail[-1]}" if outcome.tail else ""
         how = f"as {target.user}" + (" with sudo" if use.sudo else "")
         return _Found(

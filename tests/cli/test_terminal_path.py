@@ -25,7 +25,13 @@ from cutover.spec import Spec
 from demo.estate import Estate
 from demo.specs import demo_spec, secret_env
 from tests._polling import wait_until
-from tests.fixtures.prefect_server import PrefectServer, kill_group, start_cutover_worker, wait_for_worker
+from tests.fixtures.prefect_server import (
+    PrefectServer,
+    kill_group,
+    start_cutover_worker,
+    wait_for_final_run,
+    wait_for_worker,
+)
 from tests.specbuilder import write_spec
 from tests.tasks._signoff_estate import wait_for_form
 
@@ -116,6 +122,8 @@ def test_the_whole_path_from_the_terminal_setup_enroll_run_sign_rollback_runs_ex
             interval_s=1,
         )
         assert current_state(ledger, system) is LifecycleState.RETAINED
+        finished = wait_for_final_run(flow_run, timeout_s=180)  # it releases the system as it ends
+        assert finished.state is not None and finished.state.is_completed(), finished.state
 
         assert "succeeded" in ok(cutover("rollback", system))
         runs = ok(cutover("runs", system))

@@ -163,6 +163,7 @@ def test_a_worker_killed_mid_rollback_is_continued_by_itself_and_a_click_meanwhi
     killed_at = time.monotonic()
     with get_client(sync_client=True) as client:
         click = client.create_flow_run_from_deployment(deployment_id).id  # one click while the run is a zombie
+    clicked_at = time.monotonic()
     wait_until(lambda: time.monotonic() - killed_at >= 10, what="10 s after the kill", timeout_s=15)
     _start_worker(pool, worker_env, tmp_path / "worker-2.log", workers)
 
@@ -174,9 +175,11 @@ def test_a_worker_killed_mid_rollback_is_continued_by_itself_and_a_click_meanwhi
     )
     recovered_s = time.monotonic() - killed_at
     clicked = wait_for_final_run(click, timeout_s=60)
+    click_s = time.monotonic() - clicked_at
     with get_client(sync_client=True) as client:
         killed = client.read_flow_run(first)
-    print(f"kill -> rolled back in {recovered_s:.1f} s")  # the closing note's measurement
+    print(f"kill -> rolled back in {recovered_s:.1f} s")  # the closing note's measurements
+    print(f"click made 0 s after the kill -> {clicked.state.name if clicked.state else '?'} in {click_s:.1f} s")
 
     assert killed.state is not None and killed.state.name == "Crashed"
     assert clicked.state is not None and clicked.state.name != REFUSED, clicked.state.message
