@@ -16,6 +16,7 @@ from cutover.errors import AuditChainBroken, ConfigurationError, LedgerError, Pu
 from cutover.ledger import AuditOutcome, Ledger, RunKind, StepPhase, StepStatus
 from cutover.lifecycle import register_system
 from cutover.settings import Settings
+from tests.fixtures.ledger import as_dba
 
 
 def _append(ledger: Ledger, count: int, *, actor: str = "wang.li") -> None:
@@ -29,18 +30,6 @@ def _append(ledger: Ledger, count: int, *, actor: str = "wang.li") -> None:
                 outcome=AuditOutcome.SUCCEEDED,
                 detail={"index": index, "note": "社会保险"},
             )
-
-
-def _as_dba(ledger: Ledger, *statements: str) -> None:
-    """Run ``statements`` the way a DBA would: with the append-only triggers out of the way."""
-    with ledger.engine.begin() as connection:
-        if connection.dialect.name == "sqlite":
-            connection.exec_driver_sql("DROP TRIGGER audit_events_refuse_update")
-            connection.exec_driver_sql("DROP TRIGGER audit_events_refuse_delete")
-        else:
-            connection.exec_driver_sql("ALTER TABLE audit_events DISABLE TRIGGER USER")
-        for statement in statements:
-            connection.exec_driver_sql(statement)
 
 
 def _without_sm3(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -73,7 +62,7 @@ def test_an_empty_chain_verifies(isolated_ledger: Ledger) -> None:
 
 def test_an_edited_audit_event_is_named_as_the_first_broken_link(isolated_ledger: Ledger) -> None:
     _append(isolated_ledger, 4)
-    _as_dba(isolated_ledger, "UPDATE audit_events SET actor = 'mallory' WHERE seq = 2")
+    as_dba(isolated_ledger, "UPDATE audit_events SET actor = 'mallory' WHERE seq = 2")
 
     result = audit.verify(isolated_ledger)
 
@@ -85,7 +74,7 @@ def test_an_edited_audit_event_is_named_as_the_first_broken_link(isolated_ledger
 
 def test_a_deleted_audit_event_is_named_as_a_gap(isolated_ledger: Ledger) -> None:
     _append(isolated_ledger, 4)
-    _as_dba(isolated_ledger, "DELETE FROM audit_events WHERE seq = 2")
+    as_dba(isolated_ledger, "DELETE FROM audit_events WHERE seq = 2")
 
     result = audit.verify(isolated_ledger)
 
@@ -95,7 +84,7 @@ def test_a_deleted_audit_event_is_named_as_a_gap(isolated_ledger: Ledger) -> Non
 
 def test_reordered_audit_events_are_named(isolated_ledger: Ledger) -> None:
     _append(isolated_ledger, 4)
-    _as_dba(
+    as_dba(
         isolated_ledger,
         "UPDATE audit_events SET seq = -1 WHERE seq = 2",
         "UPDATE audit_events SET seq = 2 WHERE seq = 3",
@@ -110,7 +99,7 @@ def test_reordered_audit_events_are_named(isolated_ledger: Ledger) -> None:
 
 def test_deleting_the_newest_events_is_detected_through_the_chain_head(isolated_ledger: Ledger) -> None:
     _append(isolated_ledger, 3)
-    _as_dba(isolated_ledger, "DELETE FROM audit_events WHERE seq = 3")
+    as_dba(isolated_ledger, "DELETE FROM audit_events WHERE seq = 3")
 
     result = audit.verify(isolated_ledger)
 
@@ -121,7 +110,7 @@ def test_deleting_the_newest_events_is_detected_through_the_chain_head(isolated_
 def test_a_dba_purge_that_records_its_anchor_still_verifies(isolated_ledger: Ledger) -> None:
     _append(isolated_ledger, 4)
     second = audit.events(isolated_ledger)[2]
-    _as_dba(
+    as_dba(
         isolated_ledger,
         "DELETE FROM audit_events WHERE seq <= 2",
         f"UPDATE audit_chain_head SET anchor_seq = 2, anchor_digest = '{second.digest}'",
@@ -269,7 +258,7 @@ def test_purging_when_nothing_is_old_enough_does_nothing(isolated_ledger: Ledger
 
 
 # ------------------------------------------------------------------ step executions in the chain
-def _steps_as_dba(ledger: Ledger, *statements: str) -> None:
+def _stepsas_dba(ledger: Ledger, *statements: str) -> None:
     """Run ``statements`` on step_executions the way a DBA would: its triggers out of the way."""
     with ledger.engine.begin() as connection:
         if connection.dialect.name == "sqlite":
@@ -304,7 +293,7 @@ def test_step_executions_are_verified_against_their_audit_events(isolated_ledger
 
 def test_a_finished_step_execution_edited_by_a_dba_is_named_by_verify(isolated_ledger: Ledger) -> None:
     run_id = _run_steps(isolated_ledger)
-    _steps_as_dba(isolated_ledger, "UPDATE step_executions SET status = 'succeeded' WHERE step_id = 'sync'")
+    _stepsas_dba(isolated_ledger, "UPDATE step_executions SET status = 'succeeded' WHERE step_id = 'sync'")
 
     result = audit.verify(isolated_ledger)
 
@@ -339,7 +328,7 @@ def test_a_step_execution_recorded_outside_the_audit_trail_is_named_by_verify(is
 
 def test_a_step_execution_deleted_by_a_dba_is_named_by_verify(isolated_ledger: Ledger) -> None:
     run_id = _run_steps(isolated_ledger)
-    _steps_as_dba(isolated_ledger, "DELETE FROM step_executions WHERE step_id = 'freeze'")
+    _stepsas_dba(isolated_ledger, "DELETE FROM step_executions WHERE step_id = 'freeze'")
 
     result = audit.verify(isolated_ledger)
 

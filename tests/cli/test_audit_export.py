@@ -17,6 +17,7 @@ from cutover import audit, lifecycle
 from cutover.errors import AuditChainBroken
 from cutover.ledger import Ledger, LifecycleState
 from cutover.settings import get_settings
+from tests.fixtures.ledger import as_dba
 
 
 @pytest.fixture
@@ -92,18 +93,6 @@ def test_a_broken_chain_points_to_the_export_command() -> None:
 
     with pytest.raises(AuditChainBroken, match="last exported audit log \\(`cutover audit export --out FILE`"):
         broken.raise_if_broken()
-
-
-def as_dba(ledger: Ledger, *statements: str) -> None:
-    """Run ``statements`` with the append-only triggers out of the way, as a database administrator could."""
-    with ledger.engine.begin() as connection:
-        if connection.dialect.name == "sqlite":
-            connection.exec_driver_sql("DROP TRIGGER audit_events_refuse_update")
-            connection.exec_driver_sql("DROP TRIGGER audit_events_refuse_delete")
-        else:
-            connection.exec_driver_sql("ALTER TABLE audit_events DISABLE TRIGGER USER")
-        for statement in statements:
-            connection.exec_driver_sql(statement)
 
 
 def truncate_and_rewind_the_head(ledger: Ledger, keep: int) -> None:
