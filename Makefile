@@ -4,6 +4,8 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+# The suite runs split across 4 processes (tests/conftest.py says why that is safe); a module stays in one.
+PYTEST_SPLIT ?= -n 4 --dist loadscope
 
 .PHONY: help venv system test test-faults lint typecheck pytest demo demo-failure demo-stop demo-test schema bench clean
 
@@ -34,7 +36,7 @@ typecheck: venv
 	$(VENV)/bin/mypy
 
 pytest: venv system
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest $(PYTEST_SPLIT) $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 

@@ -1,4 +1,25 @@
-"""Shared test configuration: fixtures that start real servers live in tests/fixtures/."""
+"""Shared test configuration: fixtures that start real servers live in tests/fixtures/.
+
+The suite runs split across processes (pytest-xdist, ``-n 4 --dist loadscope``: a module's tests
+stay in one process, so a module-scoped server is started once). Nothing the processes could
+share is fixed: estate addresses and ports are free ones, PostgreSQL databases are uuid-named,
+and each process gets its own ``CUTOVER_HOME`` and ``PREFECT_HOME`` below, so a test that leaves
+them unset never writes into another process's ledger or Prefect profile (or the user's own).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Set before the fixtures below import Prefect, which reads PREFECT_HOME once, at import.
+_HOME = Path(tempfile.mkdtemp(prefix="cutover-tests-"))
+os.environ.setdefault("CUTOVER_HOME", str(_HOME / "cutover"))
+os.environ.setdefault("PREFECT_HOME", str(_HOME / "prefect"))
 
 pytest_plugins = [
     "tests.fixtures.databases",
@@ -9,3 +30,8 @@ pytest_plugins = [
     "tests.fixtures.httpapp",
     "tests.fixtures.totp",
 ]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove the process's home again."""
+    shutil.rmtree(_HOME, ignore_errors=True)
