@@ -54,6 +54,10 @@ def keygen_command(
 ) -> None:
     """Make your SM2 key pair on your own machine; send only FILE.pub to the administrator."""
     public_path = out.with_name(out.name + ".pub")
+    if not out.parent.is_dir():
+        fail(
+            f"{out.parent} is not a folder: create it (mkdir -p {out.parent}) or choose another --out", ExitCode.INVALID
+        )
     for path in (out, public_path):
         if path.exists():
             fail(f"{path} already exists; refusing to overwrite a key: choose another --out", ExitCode.REFUSED)

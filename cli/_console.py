@@ -48,6 +48,7 @@ EXIT_CODES: Mapping[type[errors.CutoverError], ExitCode] = MappingProxyType(
     {
         errors.CutoverError: ExitCode.FAILED,  # raised bare only when a run ended without its outcome
         errors.UnknownSystem: ExitCode.INVALID,
+        errors.UnknownApprover: ExitCode.INVALID,
         errors.SpecError: ExitCode.INVALID,
         errors.AuditChainBroken: ExitCode.INVALID,
         errors.DataMismatch: ExitCode.INVALID,

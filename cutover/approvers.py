@@ -40,7 +40,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from cutover import _totp, audit, sm2
-from cutover.errors import ConfigurationError, LedgerError, SignatureInvalid
+from cutover.errors import ConfigurationError, LedgerError, SignatureInvalid, UnknownApprover
 from cutover.ledger import Approver, ApproverKey, Ledger, Party
 from cutover.settings import Settings, get_settings
 from cutover.statement import Statement
@@ -156,7 +156,7 @@ def enroll_key(
 def revoke(ledger: Ledger, approver_id: str, *, actor: str) -> str:
     """Revoke the approver's active SM2 key (kept for old signatures); returns its fingerprint."""
     if ledger.get_approver(approver_id) is None:
-        raise ConfigurationError(f"approver {approver_id!r} is not enrolled; `cutover approver list` shows who is")
+        raise UnknownApprover(f"approver {approver_id!r} is not enrolled; `cutover approver list` shows who is")
     with ledger.session() as session:
         key = ledger.revoke_approver_key(approver_id, revoked_by=actor, session=session)
         if key is None:

@@ -65,6 +65,10 @@ class UnknownSystem(CutoverError):
     """No spec and no ledger entry for this system id (a typo, or the wrong specs directory or ledger)."""
 
 
+class UnknownApprover(CutoverError):
+    """No approver with this id is enrolled in the ledger (a typo, or the wrong ledger)."""
+
+
 @dataclass(frozen=True)
 class SpecProblem:
     """One problem in one spec file: where it is and which rule it breaks."""

@@ -200,8 +200,8 @@ def _state_of(ledger: Ledger, session: Session, system_id: str) -> LifecycleStat
     system = ledger.get_system(system_id, session=session)
     if system is None:
         raise UnknownSystem(
-            f"system {system_id!r} is not in the ledger; register it from its spec first "
-            "(cutover.lifecycle.register_system)"
+            f"system {system_id!r} is not in the ledger; check the id; `cutover plan` registers every spec "
+            "in the specs directory (so does a cutover run)"
         )
     return system.state
 

@@ -52,7 +52,7 @@ class SystemsRepository(LedgerCore):
         if system is None:
             raise UnknownSystem(
                 f"system {system_id!r} is not in the ledger at {self.safe_url}; "
-                "register it from its spec first (cutover.lifecycle.register_system)"
+                "check the id; `cutover plan` registers every spec in the specs directory (so does a cutover run)"
             )
         return system
 

@@ -150,3 +150,18 @@ def test_enroll_refuses_a_non_sm2_key_naming_the_file_and_needs_party_and_key(
     missing = CliRunner().invoke(_app(), ["approver", "enroll", approver_id, "--name", "李"])
     assert missing.exit_code == 2 and "needs --party" in missing.output
     assert ledger.get_approver(approver_id) is None
+
+
+def test_keygen_into_a_missing_folder_exits_1_saying_to_create_it(tmp_path: Path) -> None:
+    out = tmp_path / "no-such-folder" / "wang.li.key"
+    result = CliRunner().invoke(_app(), ["approver", "keygen", "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    assert "is not a folder: create it (mkdir -p" in " ".join(result.output.split())
+    assert not out.parent.exists()
+
+
+@pytest.mark.usefixtures("cli_env")
+def test_revoking_an_approver_never_enrolled_exits_1_naming_the_list_command() -> None:
+    result = CliRunner().invoke(_app(), ["approver", "revoke", unique_id("nobody")])
+    assert result.exit_code == 1, result.output
+    assert "is not enrolled; `cutover approver list` shows who is" in " ".join(result.output.split())

@@ -20,11 +20,12 @@ from prefect import get_client
 from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.deployments.runner import RunnerDeployment
 from prefect.exceptions import PrefectHTTPStatusError
+from prefect.flow_runs import resume_flow_run
 from prefect.states import Cancelled
 from prefect.types.entrypoint import EntrypointType
 from pydantic import SecretStr
 
-from cutover import sm2
+from cutover import audit, sm2
 from cutover.approvers import code_for, enroll, enroll_key
 from cutover.ledger import Ledger, Party, ReportKind, RunKind
 from cutover.lifecycle import register_system
@@ -268,7 +269,7 @@ def deadline_margin(deployment_id: str, estate: Estate) -> timedelta:
     """
     started = time.monotonic()
     probe = start_run(deployment_id, estate.parameters(deadline=datetime.now(UTC) + timedelta(hours=1)))
-    wait_for_form(probe, 1, timeout_s=120)
+    wait_for_form(probe, 1, timeout_s=300)
     to_form = time.monotonic() - started
     with get_client(sync_client=True) as client:
         client.set_flow_run_state(probe, state=Cancelled(message="timing probe over"), force=True)
@@ -310,3 +311,29 @@ def form_ready(flow_run_id: UUID, n: int) -> bool:
 def wait_final(flow_run_id: UUID, timeout_s: float = 120.0) -> FlowRun:
     """Wait until the run is in a final state."""
     return wait_for_final_run(flow_run_id, timeout_s=timeout_s)
+
+
+def events(estate: Estate, action: str) -> list[audit.AuditEvent]:
+    """The system's audit events of one action, oldest first."""
+    return [e for e in reversed(audit.events(estate.ledger, object=f"system:{estate.system_id}")) if e.action == action]
+
+
+def refusals(estate: Estate) -> list[str]:
+    """Why each refused signature was refused, oldest first."""
+    return [str(e.detail["reason"]) for e in events(estate, "signoff.refused")]
+
+
+def sign(
+    flow_run_id: UUID,
+    estate: Estate,
+    who: str,
+    decision: str = "approve",
+    *,
+    comment: str | None = None,
+    signer: str | None = None,
+    **over: str,
+) -> dict[str, str]:
+    """Resume the run with ``who``'s signed answer (fields in ``over`` replaced); return the answer."""
+    answer = {**estate.signature_input(who, decision, run=flow_run_id, comment=comment, signer=signer), **over}
+    resume_flow_run(flow_run_id, run_input=answer)
+    return answer

@@ -31,7 +31,7 @@ from tests.tasks._signoff_estate import (
     wait_for_form,
 )
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = pytest.mark.timeout(900)
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ def test_a_sign_off_still_waiting_at_its_deadline_ends_itself_and_records_who_di
 ) -> None:
     deadline = datetime.now(UTC) + deadline_margin(str(deployment), estate)
     run = start_run(str(deployment), estate.parameters(deadline=deadline))
-    wait_for_form(run, 1, timeout_s=120)
+    wait_for_form(run, 1, timeout_s=300)
     assert datetime.now(UTC) < deadline, "the form came after the deadline: the margin is too small"
     wakeups = _wakeup_runs(run)
     assert len(wakeups) == 1 and wakeups[0].expected_start_time is not None
@@ -87,11 +87,11 @@ def test_the_wake_up_answer_before_the_deadline_is_refused_like_an_unknown_appro
     deployment: UUID, estate: Estate
 ) -> None:
     run = start_run(str(deployment), estate.parameters(deadline=datetime.now(UTC) + timedelta(hours=1)))
-    wait_for_form(run, 1, timeout_s=120)
+    wait_for_form(run, 1, timeout_s=300)
 
     resume_flow_run(run, run_input=wakeup_input())
 
-    wait_for_form(run, 2, timeout_s=120)
+    wait_for_form(run, 2, timeout_s=300)
     refused = _events(estate, "signoff.refused")
     assert [e.detail["claimed_approver_id"] for e in refused] == [WAKEUP_APPROVER]
     assert not _events(estate, "signoff.expired")
