@@ -220,6 +220,7 @@ def test_preflight_names_a_table_without_a_primary_key_and_a_database_without_lo
     data = replicated.model_dump(mode="json", by_alias=True)
     data["data"]["tables"] = [*TABLES, "public.audit_log"]
     data["data"]["cloud"] = make_pg_database()  # the machine's server, inline (no password): wal_level=replica
+    data["data"]["verify"] = "in-window"  # verify-rows compares the cloud copy's secret, not this database
     spec = Spec.model_validate(data)
 
     report = run_preflight(spec, Settings(home=tmp_path / "home"))
@@ -252,8 +253,8 @@ def test_a_replicated_cutover_then_a_rollback_under_writes_loses_no_acknowledged
         "replication-forward",
         "freeze",
         "replication-catch-up",
-        "verify-rows",
         "switch-traffic",
+        "verify-rows",
         "replication-turn-around",
     ]
     assert whoami(repl_estate) == "cloud"
