@@ -98,9 +98,9 @@ def run_saga(
     done: list[AnyStep] = []
     reports: list[StepReport] = []
     try:
-        for step in steps:
+        for planned in steps:
+            step = _as_recorded(ctx, planned, plan)
             _reconcile(ctx, step)
-            _snapshots_again(ctx, step, plan)
             result = execute(ctx, step, StepPhase.CUTOVER)
             done.append(step)
             reports.append(
@@ -290,24 +290,27 @@ def _cover_one(ctx: StepContext, step: AnyStep, covering: dict[str, Step], *, tr
         return StepReport(step.id, step.name, action, "undo failed", error=redact(str(exc)))
 
 
-def _snapshots_again(ctx: StepContext, step: AnyStep, plan: _Plan) -> None:
-    """A catch-up recorded as done whose snapshots this process does not hold (a crash or re-run since),
-    while the switch never started: the catch-up runs again to take new ones (nothing was written on the
-    cloud copy since; its reverse slot is made again). Once the switch started, the verification fails on
-    the lost snapshots instead and the saga rolls back, carrying the cloud copy's writes back."""
+def _as_recorded(ctx: StepContext, step: AnyStep, plan: _Plan) -> AnyStep:
+    """A catch-up on snapshots as the ledger last recorded it (its ``take``), or taken once more: when it
+    is recorded as done but this process holds no snapshots (a crash or re-run since) and the switch never
+    started, it runs again as a new attempt to take new ones (nothing was written on the cloud copy since;
+    its reverse slot is made again). Once the switch started, the verification fails on the lost snapshots
+    instead and the saga rolls back, carrying the cloud copy's writes back."""
     if not (isinstance(step, ReplicationStep) and step.action is ReplicationAction.CATCH_UP and on_snapshots(ctx.spec)):
-        return
+        return step
     record = ctx.ledger.get_step(ctx.run_id, step.id)
-    if record is None or record.status is not StepStatus.SUCCEEDED or replication.holding_snapshots(ctx.run_id):
-        return
+    if record is None:
+        return step
+    take = int(record.detail.get("take", 0)) if isinstance(record.detail, dict) else 0
+    if record.status is not StepStatus.SUCCEEDED or replication.holding_snapshots(ctx.run_id):
+        return step.model_copy(update={"take": take})
     if plan.switch is None or _began(ctx, plan.switch):
-        return
-    note = "the snapshots taken at the catch-up are gone (a crash or re-run) and traffic never moved: caught up again"
-    executions.finish(
-        ctx.ledger, ctx.run_id, step.id, status=StepStatus.UNKNOWN, actor=ctx.actor, detail={"reconciled": note}
-    )
+        return step.model_copy(update={"take": take})
     if ctx.log:
-        ctx.log(f"{step.id}: {note}")
+        ctx.log(
+            f"{step.id}: the snapshots taken at the catch-up are gone (a crash or re-run) and traffic never moved: catching up again to take new ones"
+        )
+    return step.model_copy(update={"take": take + 1})
 
 
 def _began(ctx: StepContext, step_id: str) -> bool:

@@ -83,6 +83,7 @@ class ReplicationStep(BaseModel):
     name: str
     action: ReplicationAction
     timeout: timedelta
+    take: int = 0  # a catch-up on snapshots: how many times they were taken again (a new definition each time)
 
 
 _STEPS: dict[ReplicationAction, tuple[str, timedelta]] = {
@@ -168,7 +169,7 @@ def act(spec: Spec, step: ReplicationStep, run_id: str) -> dict[str, Any]:
         copied = replication.wait_caught_up(urls.system_id, urls.original, urls.cloud, timeout_s=timeout_s)
         return {"subscription": copied.subscription, "waited_s": copied.waited_s}
     if step.action is ReplicationAction.CATCH_UP:
-        return _catch_up(spec, urls, run_id, timeout_s)
+        return _catch_up(spec, urls, run_id, timeout_s) | ({"take": step.take} if on_snapshots(spec) else {})
     if step.action is ReplicationAction.TURN:
         replication.release_snapshots(run_id)  # the verification on them is over
         turned = replication.turn_around(urls.system_id, urls.original, urls.cloud, tables)
