@@ -183,10 +183,9 @@ class Replicated:
     zero_loss: str
 
 
-def replicated(pair: PgPair, scale: int, rounds: int, rate: float) -> Replicated:
+def replicated(pair: PgPair, original_db: str, scale: int, rounds: int, rate: float) -> Replicated:
     system, key = f"bench-{uuid.uuid4().hex[:8]}", f"bench-run-{uuid.uuid4().hex[:8]}"
-    original_db, cloud_db = pair.original.create_database("bench_original"), pair.cloud.create_database("bench_cloud")
-    pgbench_init(pair.original, original_db, scale, "dtGvp")
+    cloud_db = pair.cloud.create_database("bench_cloud")
     pgbench_init(pair.cloud, cloud_db, scale, "dtp")
     original, cloud = pair.original.url(original_db), pair.cloud.url(cloud_db)
     info = {"original": pair.original.conninfo(original_db), "cloud": pair.cloud.conninfo(cloud_db)}
@@ -266,10 +265,8 @@ def _roll_back_and_check(system: str, original: str, cloud: str, info: dict[str,
 
 
 # -------------------------------------------------------------------------------- baseline
-def baseline(pair: PgPair, scale: int, rounds: int, rate: float) -> list[tuple[float, float]]:
+def baseline(pair: PgPair, original_db: str, scale: int, rounds: int, rate: float) -> list[tuple[float, float]]:
     """Per round: (dump-and-restore, verification) seconds, writes stopped throughout."""
-    original_db = pair.original.create_database("bench_base")
-    pgbench_init(pair.original, original_db, scale, "dtGvp")
     info, url = pair.original.conninfo(original_db), pair.original.url(original_db)
     load = Load(rate, scale * 100_000)
     windows = []
@@ -331,17 +328,21 @@ def main() -> None:
     args = parser.parse_args()
     scale = max(1, args.rows // 100_000)
     pair = start_pair()
+    original_db = pair.original.create_database("bench_original")
     print(
         f"pgbench -s {scale}: {scale * 100_000:,} rows in pgbench_accounts; {args.rounds} round(s); "
         f"write load {args.rate:g} tx/s; {'with' if args.stress else 'without'} stress-ng --cpu 2",
         flush=True,
     )
     try:
+        started = time.perf_counter()
+        pgbench_init(pair.original, original_db, scale, "dtGvp")
+        print(f"pgbench -i: {time.perf_counter() - started:.1f} s ({loadavg()})", flush=True)
         with cpu_hogs(args.stress, 7200):
             before = loadavg()
-            repl = replicated(pair, scale, args.rounds, args.rate)
+            repl = replicated(pair, original_db, scale, args.rounds, args.rate)
             print(f"replicated: done ({loadavg()})", flush=True)
-            base = [] if args.no_baseline else baseline(pair, scale, args.rounds, args.rate)
+            base = [] if args.no_baseline else baseline(pair, original_db, scale, args.rounds, args.rate)
             after = loadavg()
     finally:
         stop_pair(pair)
