@@ -21,12 +21,15 @@ the exporting sessions are gone: the cutover then rolls back rather than verify 
 
 from __future__ import annotations
 
+import select
 import threading
+import time
 from dataclasses import dataclass
 
 import psycopg
 from psycopg import pq, sql
 from psycopg.conninfo import make_conninfo
+from psycopg.pq import abc as pq_abc
 
 from cutover.errors import ReplicationError, SnapshotLost
 from tasks._pg_replication import Side, drop_slots, scalar
@@ -68,7 +71,7 @@ _HELD: dict[str, _Sessions] = {}
 _LOCK = threading.Lock()
 
 
-def export(key: str, original: Side, cloud: Side, slot: str) -> Snapshots:
+def export(key: str, original: Side, cloud: Side, slot: str, *, timeout_s: float = 30) -> Snapshots:
     """Take both snapshots (and create the reverse slot ``slot`` with the cloud copy's), held under ``key``.
 
     Call with writes frozen and the cloud copy caught up, before the switch: a reverse slot left by an
@@ -77,7 +80,7 @@ def export(key: str, original: Side, cloud: Side, slot: str) -> Snapshots:
     release(key)
     first = _export_original(original)
     try:
-        second, snapshots = _create_slot_exporting(cloud, slot, first)
+        second, snapshots = _create_slot_exporting(cloud, slot, first, timeout_s)
     except BaseException:
         first[0].close()
         raise
@@ -102,7 +105,7 @@ def _export_original(side: Side) -> tuple[psycopg.Connection[tuple[object, ...]]
 
 
 def _create_slot_exporting(
-    side: Side, slot: str, original: tuple[psycopg.Connection[tuple[object, ...]], str]
+    side: Side, slot: str, original: tuple[psycopg.Connection[tuple[object, ...]], str], timeout_s: float
 ) -> tuple[psycopg.Connection[tuple[object, ...]], Snapshots]:
     with side.connect(f"dropping a reverse slot {slot} left before the switch") as connection:
         drop_slots(connection, [slot])
@@ -111,13 +114,53 @@ def _create_slot_exporting(
             make_conninfo(side.conninfo, replication="database"), autocommit=True, connect_timeout=_CONNECT_TIMEOUT_S
         )
     command = f"CREATE_REPLICATION_SLOT {slot} LOGICAL pgoutput (SNAPSHOT 'export')".encode()
-    result = connection.pgconn.exec_(command)  # the simple query protocol: a replication command
+    result = _within(connection, command, timeout_s)
+    if result is None:
+        connection.close()
+        raise ReplicationError(
+            f"{side.role}: creating replication slot {slot} waited {timeout_s:g} s for transactions open on the "
+            f"cloud copy to end ({_open_transactions(side)}); a logical slot starts only once every transaction "
+            "running when it is created has ended. End them (or find what holds them open) and run the cutover again"
+        )
     if result.status != pq.ExecStatus.TUPLES_OK:
         message = (result.error_message or b"").decode(errors="replace").strip()
         connection.close()
         raise ReplicationError(side.scrub(f"{side.role}: creating replication slot {slot} failed: {message}"))
     row = {(result.fname(i) or b"").decode(): (result.get_value(0, i) or b"").decode() for i in range(result.nfields)}
     return connection, Snapshots(original[1], row["snapshot_name"], slot, row["consistent_point"])
+
+
+def _within(
+    connection: psycopg.Connection[tuple[object, ...]], command: bytes, timeout_s: float
+) -> pq_abc.PGresult | None:
+    """Run a replication command (the simple query protocol); None when it did not answer within ``timeout_s``."""
+    pgconn = connection.pgconn
+    pgconn.send_query(command)
+    deadline = time.monotonic() + timeout_s
+    pgconn.consume_input()
+    while pgconn.is_busy():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        select.select([pgconn.socket], [], [], min(remaining, 0.5))
+        pgconn.consume_input()
+    result = pgconn.get_result()
+    while pgconn.get_result() is not None:
+        pass
+    return result
+
+
+def _open_transactions(side: Side) -> str:
+    query = (
+        "SELECT pid, state, now() - xact_start FROM pg_stat_activity WHERE xact_start IS NOT NULL "
+        "AND pid <> pg_backend_pid() AND backend_type = 'client backend' ORDER BY xact_start"
+    )
+    try:
+        with side.connect("listing open transactions") as connection:
+            rows = connection.execute(query).fetchall()
+    except ReplicationError as exc:
+        return str(exc)
+    return "; ".join(f"pid {pid} {state}, open for {age}" for pid, state, age in rows) or "none left now"
 
 
 def held(key: str, side_of: dict[str, Side]) -> Snapshots:
