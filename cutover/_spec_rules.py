@@ -380,34 +380,66 @@ def _data(data: dict[str, Any]) -> Iterator[Problem]:
 
 def _replicated_freeze(data: dict[str, Any]) -> Iterator[Problem]:
     """With ``data.replication`` the final sync waits for the cloud copy right before the first step that
-    needs the data there (the first data_verify step, else the traffic switch): writes must be frozen
-    before it, by a state-changing ssh step with an undo, or the direction turns with writes in flight."""
+    needs the data there: the traffic switch with ``data.verify: on-snapshots`` (the data_verify steps run
+    after it, on the snapshots taken at the catch-up), else the first data_verify step or the switch. Writes
+    must be frozen before it, by a state-changing ssh step with an undo, or the direction turns with writes
+    in flight."""
     if _get(data, "data") is None:
         return
     steps = list(_items(data, "cutover", "steps"))
-    _, first, freezes = _replicated_cutover(steps)
+    _, first, freezes = _replicated_cutover(steps, on_snapshots=_on_snapshots(data))
     if first is None:
         return
     if not freezes:
+        order = (
+            "freeze -> catch-up (snapshots taken) -> switch -> verification on the snapshots -> turn-around"
+            if _on_snapshots(data)
+            else "freeze -> catch-up -> verification -> switch -> turn-around"
+        )
         yield (
             ("cutover", "steps", first),
             f"with data.replication the final sync (the cloud copy catching up) runs right before step "
-            f"{dict(steps)[first].get('id')!r}; put the step that freezes writes on the original "
+            f"{dict(steps)[first].get('id')!r} (order: {order}); put the step that freezes writes on the original "
             "(an ssh step with an undo, e.g. appctl freeze / appctl unfreeze) before it",
         )
 
 
+def _on_snapshots(data: dict[str, Any]) -> bool:
+    return _get(data, "data", "verify") in (None, "on-snapshots")
+
+
 def _replicated_cutover(
-    steps: list[tuple[int, dict[str, Any]]],
+    steps: list[tuple[int, dict[str, Any]]], *, on_snapshots: bool = False
 ) -> tuple[int | None, int | None, list[dict[str, Any]]]:
-    """The switch's index, the final sync's (the first data_verify step, else the switch), the freezes before it."""
+    """The switch's index, the final sync's (the switch on snapshots, else the first data_verify step or the
+    switch), the freezes before it."""
     changing = [(i, s) for i, s in steps if s.get("kind") == "ssh" and s.get("changes_state", True)]
     marked = [i for i, s in changing if s.get("switches_traffic")]
     switch = marked[0] if marked else (changing[-1][0] if changing else None)
-    needs = [i for i, s in steps if s.get("kind") == "data_verify" or i == switch]
+    needs = [i for i, s in steps if (s.get("kind") == "data_verify" and not on_snapshots) or i == switch]
     first = needs[0] if needs else None
     freezes = [s for i, s in changing if first is not None and i < first and i != switch and s.get("undo")]
     return switch, first, freezes
+
+
+def _verified_on_snapshots(data: dict[str, Any]) -> Iterator[Problem]:
+    """With ``data.verify: on-snapshots`` a data_verify step before the switch runs after it, on the snapshots
+    of the original and the cloud copy: it must compare exactly those two databases."""
+    if _get(data, "data") is None or not _on_snapshots(data):
+        return
+    steps = list(_items(data, "cutover", "steps"))
+    switch, _, _ = _replicated_cutover(steps, on_snapshots=True)
+    sides = (_get(data, "data", "original"), _get(data, "data", "cloud"))
+    for index, step in steps:
+        if step.get("kind") != "data_verify" or switch is None or index > switch:
+            continue
+        if (step.get("source"), step.get("target")) != sides:
+            yield (
+                ("cutover", "steps", index),
+                f"step {step.get('id')!r} runs after the switch on the snapshots of the original and the cloud "
+                "copy (data.verify: on-snapshots): its source must be data.original and its target data.cloud; "
+                "compare those, or write data.verify: in-window to verify before the switch with writes frozen",
+            )
 
 
 def _replicated_rollback(data: dict[str, Any]) -> Iterator[Problem]:
@@ -456,5 +488,6 @@ _RULES = (
     _secret_references,
     _data,
     _replicated_freeze,
+    _verified_on_snapshots,
     _replicated_rollback,
 )

@@ -28,7 +28,8 @@ Every error the project raises on purpose is a :class:`CutoverError`. Lower-leve
     │   └── SignOffExpired          the sign-off deadline passed
     ├── DataMismatch                the original and migrated databases differ
     ├── ReplicationError            logical replication cannot be set up, turned, read or dropped
-    │   └── CatchUpTimedOut         the subscriber did not reach the publisher's position in time
+    │   ├── CatchUpTimedOut         the subscriber did not reach the publisher's position in time
+    │   └── SnapshotLost            the snapshots taken at the catch-up are gone before the verification
     ├── HealthCheckFailed           a health check did not pass
     ├── PreflightFailed             a check before anything changes failed; names each failed item
     ├── TrialRunNotOver             not a failure: the trial run's minimum period has not elapsed;
@@ -178,6 +179,11 @@ class ReplicationError(CutoverError):
 
 class CatchUpTimedOut(ReplicationError):
     """The subscriber did not reach the publisher's WAL position in time; names the subscription and the lag."""
+
+
+class SnapshotLost(ReplicationError):
+    """The consistent snapshots exported at the catch-up are gone (their session ended: a crash or a re-run)
+    before the verification on them; the cutover rolls back instead of verifying live, moving data."""
 
 
 class HealthCheckFailed(CutoverError):

@@ -550,6 +550,13 @@ _REPLICATIONS = ", ".join(r.value for r in Replication)
 _QUALIFIED_TABLE = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$")
 
 
+class DataVerify(StrEnum):
+    """When the full verification of a replicated system's data runs."""
+
+    ON_SNAPSHOTS = "on-snapshots"
+    IN_WINDOW = "in-window"
+
+
 def _check_replication(value: object) -> object:
     if isinstance(value, str) and value not in {r.value for r in Replication}:
         raise ValueError(
@@ -592,6 +599,14 @@ class DataReplication(_Strict):
     tables: list[QualifiedTable] = Field(
         min_length=1,
         description="Tables replicated; each needs a primary key or REPLICA IDENTITY FULL / USING INDEX.",
+    )
+    verify: DataVerify = Field(
+        default=DataVerify.ON_SNAPSHOTS,
+        description="on-snapshots: the cutover's data_verify steps run right after the traffic switch, on the "
+        "consistent snapshots of both databases taken when the cloud copy caught up, so the write-freeze window "
+        "does not grow with the data; a mismatch then rolls back automatically and every write the cloud copy "
+        "acknowledged is carried back. in-window: they run where the spec puts them, before the switch, with "
+        "writes frozen (the window grows with the data).",
     )
 
 
@@ -638,11 +653,13 @@ class Spec(_Strict):
     def digest(self, algorithm: Algorithm = "sm3") -> str:
         """Digest of the spec's canonical JSON form (what signatures bind to).
 
-        A spec without ``data:`` (or without ``test_platform.prepare``) digests as it did before the
-        section existed, so signatures made then still verify."""
+        A spec without ``data:`` (or without ``test_platform.prepare``, or with ``data.verify`` at its
+        default) digests as it did before the section existed, so signatures made then still verify."""
         canonical = self.model_dump(mode="json", by_alias=True)
         if canonical.get("data") is None:
             del canonical["data"]
+        elif canonical["data"].get("verify") == DataVerify.ON_SNAPSHOTS.value:
+            del canonical["data"]["verify"]  # the default digests as before the field existed
         if canonical.get("test_platform") is not None and not canonical["test_platform"]["prepare"]:
             del canonical["test_platform"]["prepare"]
         return digest_json(canonical, algorithm)

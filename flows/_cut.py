@@ -2,8 +2,9 @@
 
 With ``data.replication`` the tool's replication steps run among the spec's (see
 :mod:`tasks.replication_steps`): the cloud copy subscribes to the original at cutover start, the
-final sync is the catch-up right before the first data verification or the switch (writes frozen by
-the spec's freeze step), and the direction turns right after the switch.
+final sync is the catch-up right before the switch (writes frozen by the spec's freeze step), the
+data verification runs right after it on consistent snapshots taken at the catch-up (or before it,
+with ``data.verify: in-window``), and the direction turns after that.
 
 Right after each data_verify step of the cutover, the cloud copy's tables are recorded as the
 divergence baseline (:func:`tasks.divergence.record_baseline`), and when the window opens any table
@@ -32,6 +33,7 @@ from flows._preflight import before_first_step
 from flows._saga import SagaOutcome, SagaState, run_saga
 from tasks.divergence import ensure_baseline, record_baseline
 from tasks.health import health_gate
+from tasks.replication import release_snapshots
 from tasks.replication_steps import with_replication
 from tasks.report import artifact_key
 from tasks.ssh import StepContext
@@ -69,14 +71,17 @@ def cut_over(rc: RunContext) -> SagaOutcome:
         )
 
     switch = plan.traffic_switch()
-    outcome = run_saga(
-        rc.steps(),
-        with_replication(rc.spec, plan.steps, switch),
-        rollback_steps=rollback_steps,
-        after=gate,
-        execute=_step_as_task,
-        switch=switch,
-    )
+    try:
+        outcome = run_saga(
+            rc.steps(),
+            with_replication(rc.spec, plan.steps, switch),
+            rollback_steps=rollback_steps,
+            after=gate,
+            execute=_step_as_task,
+            switch=switch,
+        )
+    finally:
+        release_snapshots(rc.run.id)  # the sessions holding the verification's snapshots, if still open
     rc.log(outcome.summary())
     return outcome
 

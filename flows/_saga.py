@@ -20,10 +20,12 @@ check the step is run again (such steps must be idempotent).
 
 Replicated data (spec ``data.replication``): the steps the tool adds (:mod:`tasks.replication_steps`)
 are undone like the others, last first, with one exception: the turn-around of the replication
-direction (right after the traffic switch) is undone right after the switch's undo, when the cloud
-copy no longer gets traffic and the original is still frozen, so every write the cloud copy
-acknowledged reaches the original before it is writable. A turn-around that failed half-way is
-undone too (its undo completes it first).
+direction is undone right after the switch's undo, when the cloud copy no longer gets traffic and
+the original is still frozen, so every write the cloud copy acknowledged reaches the original before
+it is writable. Whenever traffic moved, the turn-around is undone — also when it failed half-way or
+never ran (the verification on snapshots, between the switch and the turn-around, failed): its undo
+completes the turn first, from the reverse slot made before the switch. A catch-up whose snapshots
+are gone (a crash or re-run) before the switch ever started runs again, to take new ones.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ from cutover.errors import CutoverError
 from cutover.ledger import StepPhase, StepStatus
 from cutover.secrets import redact
 from cutover.spec import SshStep, Step
-from tasks.replication_steps import ReplicationAction, ReplicationStep
+from tasks import replication
+from tasks.replication_steps import ReplicationAction, ReplicationStep, on_snapshots
 from tasks.ssh import StepContext, run_ssh_step, step_key
 from tasks.steps import AnyStep, StepReport, StepResult, execute_step
 
@@ -95,7 +98,8 @@ def run_saga(
     done: list[AnyStep] = []
     reports: list[StepReport] = []
     try:
-        for step in steps:
+        for planned in steps:
+            step = _as_recorded(ctx, planned, plan)
             _reconcile(ctx, step)
             result = execute(ctx, step, StepPhase.CUTOVER)
             done.append(step)
@@ -137,9 +141,11 @@ def _compensated(
     error = redact(str(exc)) or type(exc).__name__
     reports.append(StepReport(failed, failed, "run", "failed", error=error))
     partly = [s for s in plan.steps if s.id == failed and _partly_done(ctx, s)]
-    undo_reports, remaining = compensate(
-        ctx, [*done, *partly], plan.rollback_steps, traffic_moved=plan.traffic_moved(done)
-    )
+    moved = plan.traffic_moved(done)
+    undone = [*done, *partly]
+    if moved and not any(_is_turn(s) for s in undone):  # failed between the switch and the turn-around
+        undone += [s for s in plan.steps if _is_turn(s)]
+    undo_reports, remaining = compensate(ctx, undone, plan.rollback_steps, traffic_moved=moved, switch=plan.switch)
     state = SagaState.INCOMPLETE if remaining else SagaState.COMPENSATED
     return SagaOutcome(state, reports + undo_reports, failed, error, remaining)
 
@@ -175,21 +181,30 @@ def _host_keys(step: SshStep) -> dict[str | None, str]:
 def _partly_done(ctx: StepContext, step: AnyStep) -> bool:
     """A fan-out step that failed on some hosts and succeeded on others; a turn-around that began."""
     if isinstance(step, ReplicationStep):
-        return step.action is ReplicationAction.TURN and ctx.ledger.get_step(ctx.run_id, step.id) is not None
+        return _is_turn(step) and ctx.ledger.get_step(ctx.run_id, step.id) is not None
     if not isinstance(step, SshStep) or not step.hosts or not step.changes_state:
         return False
     records = [ctx.ledger.get_step(ctx.run_id, key) for key in _host_keys(step).values()]
     return any(r is not None and r.status is StepStatus.SUCCEEDED for r in records)
 
 
+def _is_turn(step: AnyStep) -> bool:
+    return isinstance(step, ReplicationStep) and step.action is ReplicationAction.TURN
+
+
 def compensate(
-    ctx: StepContext, done: Sequence[AnyStep], rollback_steps: Sequence[Step], *, traffic_moved: bool = True
+    ctx: StepContext,
+    done: Sequence[AnyStep],
+    rollback_steps: Sequence[Step],
+    *,
+    traffic_moved: bool = True,
+    switch: str | None = None,
 ) -> tuple[list[StepReport], list[str]]:
     """Undo ``done`` last first, then carry data back if traffic had moved; the reports and what is left."""
     covering = {s.id: s for s in rollback_steps}
     reports: list[StepReport] = []
     remaining: list[str] = []
-    undone = _undo_order([s for s in reversed(done) if not _covered(s)])
+    undone = _undo_order([s for s in reversed(done) if not _covered(s)], switch)
     covered = [s for s in reversed(done) if _covered(s)]
     for step in undone:
         _record(reports, remaining, _undo_one(ctx, step))
@@ -198,14 +213,15 @@ def compensate(
     return reports, remaining
 
 
-def _undo_order(last_first: list[AnyStep]) -> list[AnyStep]:
-    """Last first, except a replication turn-around: undone right after the step before it (the switch)."""
-    order = list(last_first)
-    for index, step in enumerate(last_first):
-        turn = isinstance(step, ReplicationStep) and step.action is ReplicationAction.TURN
-        if turn and index + 1 < len(order):
-            order[index], order[index + 1] = order[index + 1], order[index]
-    return order
+def _undo_order(last_first: list[AnyStep], switch: str | None) -> list[AnyStep]:
+    """Last first, except a replication turn-around: undone right after the traffic switch's undo."""
+    turns = [s for s in last_first if _is_turn(s)]
+    order = [s for s in last_first if not _is_turn(s)]
+    at = next((i + 1 for i, s in enumerate(order) if s.id == switch), None)
+    if at is None:  # no switch among them: right after the step that ran before the turn-around
+        at = next((i + 1 for i, s in enumerate(last_first) if _is_turn(s)), 0)
+        at = min(at, len(order))
+    return order[:at] + turns + order[at:]
 
 
 def _covered(step: AnyStep) -> bool:
@@ -272,6 +288,35 @@ def _cover_one(ctx: StepContext, step: AnyStep, covering: dict[str, Step], *, tr
         return StepReport(step.id, step.name, action, "undone", result.duration_s)
     except (CutoverError, KeyError) as exc:
         return StepReport(step.id, step.name, action, "undo failed", error=redact(str(exc)))
+
+
+def _as_recorded(ctx: StepContext, step: AnyStep, plan: _Plan) -> AnyStep:
+    """A catch-up on snapshots as the ledger last recorded it (its ``take``), or taken once more: when it
+    is recorded as done but this process holds no snapshots (a crash or re-run since) and the switch never
+    started, it runs again as a new attempt to take new ones (nothing was written on the cloud copy since;
+    its reverse slot is made again). Once the switch started, the verification fails on the lost snapshots
+    instead and the saga rolls back, carrying the cloud copy's writes back."""
+    if not (isinstance(step, ReplicationStep) and step.action is ReplicationAction.CATCH_UP and on_snapshots(ctx.spec)):
+        return step
+    record = ctx.ledger.get_step(ctx.run_id, step.id)
+    if record is None:
+        return step
+    take = int(record.detail.get("take", 0)) if isinstance(record.detail, dict) else 0
+    if record.status is not StepStatus.SUCCEEDED or replication.holding_snapshots(ctx.run_id):
+        return step.model_copy(update={"take": take})
+    if plan.switch is None or _began(ctx, plan.switch):
+        return step.model_copy(update={"take": take})
+    if ctx.log:
+        ctx.log(
+            f"{step.id}: the snapshots taken at the catch-up are gone (a crash or re-run) and traffic never moved: catching up again to take new ones"
+        )
+    return step.model_copy(update={"take": take + 1})
+
+
+def _began(ctx: StepContext, step_id: str) -> bool:
+    """Whether the ledger shows any attempt of ``step_id`` in this run (on any host, or its check)."""
+    prefixes = (f"{step_id}@", f"{step_id}:", f"{step_id}-check")
+    return any(r.step_id == step_id or r.step_id.startswith(prefixes) for r in ctx.ledger.list_steps(ctx.run_id))
 
 
 def _reconcile(ctx: StepContext, step: AnyStep) -> None:

@@ -4,6 +4,7 @@ Per table it compares row counts and an order-independent checksum of all rows
 (:mod:`tasks._table_digest`), reading in chunks so memory stays bounded. The two sides are read
 in parallel worker processes when the tables are big. On a mismatch it walks both tables in key
 order to name the first differing keys. Works on PostgreSQL and SQLite, and between the two.
+Given an exported snapshot per side (PostgreSQL), each side is read as it was in its snapshot.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from tasks._table_digest import (
 
 _PARALLEL_FROM_ROWS = 100_000
 _FIRST_KEYS = 5
+_THEN = "Nothing was switched; find why the sync missed these rows, fix it, and run the cutover again."
 
 
 @dataclass(frozen=True)
@@ -72,15 +74,12 @@ class DataVerification:
     def rows(self) -> int:
         return sum(t.source.rows for t in self.tables)
 
-    def raise_for_mismatch(self, where: str, *, detail: dict[str, Any] | None = None) -> None:
-        """Raise DataMismatch naming each differing table and its first differing keys (``detail`` rides along)."""
+    def raise_for_mismatch(self, where: str, *, detail: dict[str, Any] | None = None, then: str = _THEN) -> None:
+        """Raise DataMismatch naming each differing table and its first differing keys (``detail`` rides along);
+        ``then`` says what happens next."""
         bad = [t.describe() for t in self.tables if not t.matches]
         if bad:
-            raise DataMismatch(
-                f"{where}: the databases differ — " + "; ".join(bad) + ". Nothing was switched; find why the sync "
-                "missed these rows, fix it, and run the cutover again.",
-                detail=detail,
-            )
+            raise DataMismatch(f"{where}: the databases differ — " + "; ".join(bad) + f". {then}", detail=detail)
 
     def as_detail(self) -> dict[str, Any]:
         """A JSON-ready summary for the ledger and reports."""
@@ -104,31 +103,41 @@ def verify_databases(
     *,
     keys: dict[str, list[str]] | None = None,
     chunk_rows: int = 50_000,
+    source_snapshot: str | None = None,
+    target_snapshot: str | None = None,
 ) -> DataVerification:
-    """Compare ``tables`` between the two databases; never raises on a mismatch (see raise_for_mismatch)."""
+    """Compare ``tables`` between the two databases (each in its exported snapshot, when given); never
+    raises on a mismatch (see raise_for_mismatch)."""
     keys = keys or {}
+    snaps = (source_snapshot, target_snapshot)
     try:
-        digests = _pushed_down(source_url, target_url, tables)
+        digests = _pushed_down(source_url, target_url, tables, snaps)
         if digests is None:
-            big = max((count_rows(source_url, t) for t in tables), default=0) >= _PARALLEL_FROM_ROWS
-            digests = _digests(source_url, target_url, tables, chunk_rows, parallel=big)
+            big = max((count_rows(source_url, t, snaps[0]) for t in tables), default=0) >= _PARALLEL_FROM_ROWS
+            digests = _digests(source_url, target_url, tables, chunk_rows, parallel=big, snaps=snaps)
         return DataVerification(
-            [_compare(source_url, target_url, t, keys.get(t), chunk_rows, *digests[t]) for t in tables]
+            [_compare(source_url, target_url, t, keys.get(t), chunk_rows, *digests[t], snaps=snaps) for t in tables]
         )
     except SQLAlchemyError as exc:
         raise LedgerError(redact(f"data verification could not read the databases: {exc}")) from exc
 
 
+Snapshots = tuple[str | None, str | None]  # the source's and the target's exported snapshot, if any
+
+
 def _digests(
-    source_url: str, target_url: str, tables: Sequence[str], chunk_rows: int, *, parallel: bool
+    source_url: str, target_url: str, tables: Sequence[str], chunk_rows: int, *, parallel: bool, snaps: Snapshots
 ) -> dict[str, tuple[TableDigest, TableDigest]]:
     if not parallel:
-        return {t: (table_digest(source_url, t, chunk_rows), table_digest(target_url, t, chunk_rows)) for t in tables}
+        return {
+            t: (table_digest(source_url, t, chunk_rows, snaps[0]), table_digest(target_url, t, chunk_rows, snaps[1]))
+            for t in tables
+        }
     with _pool() as pool:
         futures = {
             t: (
-                pool.submit(table_digest, source_url, t, chunk_rows),
-                pool.submit(table_digest, target_url, t, chunk_rows),
+                pool.submit(table_digest, source_url, t, chunk_rows, snaps[0]),
+                pool.submit(table_digest, target_url, t, chunk_rows, snaps[1]),
             )
             for t in tables
         }
@@ -136,7 +145,7 @@ def _digests(
 
 
 def _pushed_down(
-    source_url: str, target_url: str, tables: Sequence[str]
+    source_url: str, target_url: str, tables: Sequence[str], snaps: Snapshots
 ) -> dict[str, tuple[TableDigest, TableDigest]] | None:
     """Both sides PostgreSQL: let the servers hash, in parallel; a table that differs is recomputed in
     Python (the authoritative, type-normalised digest) so a mere column-type difference is not a mismatch."""
@@ -144,13 +153,16 @@ def _pushed_down(
         return None
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = {
-            t: (pool.submit(pg_table_digest, source_url, t), pool.submit(pg_table_digest, target_url, t))
+            t: (
+                pool.submit(pg_table_digest, source_url, t, snaps[0]),
+                pool.submit(pg_table_digest, target_url, t, snaps[1]),
+            )
             for t in tables
         }
         digests = {t: (a.result(), b.result()) for t, (a, b) in futures.items()}
     differing = [t for t, (a, b) in digests.items() if (a.rows, a.checksum) != (b.rows, b.checksum)]
     if differing:
-        digests.update(_digests(source_url, target_url, differing, 50_000, parallel=True))
+        digests.update(_digests(source_url, target_url, differing, 50_000, parallel=True, snaps=snaps))
     return digests
 
 
@@ -170,19 +182,30 @@ def _compare(
     chunk_rows: int,
     source: TableDigest,
     target: TableDigest,
+    *,
+    snaps: Snapshots = (None, None),
 ) -> TableComparison:
     comparison = TableComparison(table, source, target)
     if comparison.matches:
         return comparison
-    return TableComparison(table, source, target, first_differing_keys(source_url, target_url, table, keys, chunk_rows))
+    found = first_differing_keys(source_url, target_url, table, keys, chunk_rows, snaps=snaps)
+    return TableComparison(table, source, target, found)
 
 
 def first_differing_keys(
-    source_url: str, target_url: str, table: str, keys: list[str] | None, chunk_rows: int, limit: int = _FIRST_KEYS
+    source_url: str,
+    target_url: str,
+    table: str,
+    keys: list[str] | None,
+    chunk_rows: int,
+    limit: int = _FIRST_KEYS,
+    *,
+    snaps: Snapshots = (None, None),
 ) -> list[str]:
     """Walk both tables in key order and name the first keys whose rows differ or are missing."""
     found: list[str] = []
-    left, right = _keyed(source_url, table, keys, chunk_rows), _keyed(target_url, table, keys, chunk_rows)
+    left = _keyed(source_url, table, keys, chunk_rows, snaps[0])
+    right = _keyed(target_url, table, keys, chunk_rows, snaps[1])
     a, b = next(left, None), next(right, None)
     while (a is not None or b is not None) and len(found) < limit:
         if a is not None and (b is None or a[0] < b[0]):
@@ -199,7 +222,9 @@ def first_differing_keys(
     return found
 
 
-def _keyed(url: str, name: str, keys: list[str] | None, chunk_rows: int) -> Iterator[tuple[tuple[Any, ...], int]]:
+def _keyed(
+    url: str, name: str, keys: list[str] | None, chunk_rows: int, snapshot: str | None = None
+) -> Iterator[tuple[tuple[Any, ...], int]]:
     engine = sa.create_engine(url)
     try:
         table = reflect(engine, name)
@@ -207,7 +232,7 @@ def _keyed(url: str, name: str, keys: list[str] | None, chunk_rows: int) -> Iter
         order = [_collated(engine, c) for c in key_cols]
         names = sorted(c.name for c in table.columns)
         positions = [names.index(c.name) for c in key_cols]
-        for row in normalised_rows(engine, table, chunk_rows, order):
+        for row in normalised_rows(engine, table, chunk_rows, order, snapshot):
             yield tuple(row[p] for p in positions), row_digest(row)
     finally:
         engine.dispose()

@@ -25,6 +25,10 @@ Public surface::
     wait_caught_up(system_id, publisher_url, subscriber_url, *, timeout_s) -> CatchUp
     mark_switch(system_id, cloud_url, tables) -> None
     prepare_switch(system_id, cloud_url, tables, *, sequence_margin) -> dict[str, int]
+    prepare_switch_on_snapshots(system_id, key, original_url, cloud_url, tables, *, sequence_margin) -> OnSnapshots
+    snapshots_held(key, original_url, cloud_url) -> Snapshots
+    holding_snapshots(key) -> bool
+    release_snapshots(key) -> bool
     unmark_switch(system_id, cloud_url) -> list[str]
     turn_around(system_id, original_url, cloud_url, tables, *, sequence_margin) -> Turned
     roll_back_direction(system_id, original_url, cloud_url, tables, *, timeout_s, sequence_margin) -> Turned
@@ -67,22 +71,29 @@ from tasks._pg_replication import (
 )
 from tasks._pg_replication_checks import ReplicationProblem, check_side
 from tasks._pg_replication_status import Direction, ReplicationStatus, read_status
+from tasks._pg_snapshot import Snapshots, export, held, holding, release
 
 __all__ = [
     "CatchUp",
     "Direction",
     "Names",
+    "OnSnapshots",
     "ReplicationProblem",
     "ReplicationStatus",
+    "Snapshots",
     "Turned",
     "caught_up",
     "check_replicable",
     "drop_all",
+    "holding_snapshots",
     "mark_switch",
     "names_for",
     "prepare_switch",
+    "prepare_switch_on_snapshots",
+    "release_snapshots",
     "roll_back_direction",
     "settle_on_original",
+    "snapshots_held",
     "start_forward",
     "status",
     "turn_around",
@@ -247,6 +258,55 @@ def prepare_switch(
     mark_switch(system_id, cloud_url, tables)
     with Side(CLOUD, cloud_url).connect("advancing the cloud copy's sequences") as connection:
         return advance_sequences(connection, tables_of(tables), sequence_margin)
+
+
+@dataclass(frozen=True)
+class OnSnapshots:
+    """The switch prepared with snapshots: what they are (held in this process) and the sequences moved on."""
+
+    snapshots: Snapshots
+    sequences: dict[str, int]
+
+
+def prepare_switch_on_snapshots(
+    system_id: str,
+    key: str,
+    original_url: Url,
+    cloud_url: Url,
+    tables: Sequence[str],
+    *,
+    sequence_margin: int = DEFAULT_SEQUENCE_MARGIN,
+) -> OnSnapshots:
+    """:func:`prepare_switch`, taking consistent snapshots of both sides (held under ``key``, see
+    :mod:`tasks._pg_snapshot`): the reverse slot is created with the cloud copy's snapshot, so the data
+    verified in it plus the slot's changes is the cloud copy. Writes frozen and caught up; before the switch."""
+    names, original, cloud = names_for(system_id), Side(ORIGINAL, original_url), Side(CLOUD, cloud_url)
+    with cloud.connect("publishing to the original") as connection:
+        ensure_publication(connection, names.reverse, tables_of(tables))  # before the slot that decodes with it
+    snapshots = export(key, original, cloud, names.reverse)
+    try:
+        with cloud.connect("advancing the cloud copy's sequences") as connection:
+            sequences = advance_sequences(connection, tables_of(tables), sequence_margin)
+    except BaseException:
+        release(key)
+        raise
+    return OnSnapshots(snapshots, sequences)
+
+
+def snapshots_held(key: str, original_url: Url, cloud_url: Url) -> Snapshots:
+    """The snapshots :func:`prepare_switch_on_snapshots` took under ``key``, each side able to import its own;
+    raises :class:`~cutover.errors.SnapshotLost` when they are gone (a crash or re-run since)."""
+    return held(key, {"original": Side(ORIGINAL, original_url), "cloud": Side(CLOUD, cloud_url)})
+
+
+def holding_snapshots(key: str) -> bool:
+    """Whether this process holds ``key``'s snapshots, by sessions still open."""
+    return holding(key)
+
+
+def release_snapshots(key: str) -> bool:
+    """Let ``key``'s snapshots go (the verification is over, or the run ends); the reverse slot stays."""
+    return release(key)
 
 
 def unmark_switch(system_id: str, cloud_url: Url) -> list[str]:

@@ -20,7 +20,7 @@ from cutover.errors import CutoverError, HealthCheckFailed
 from cutover.ledger import StepPhase, StepStatus
 from cutover.secrets import redact, resolve
 from cutover.spec import DataVerifyStep, HttpCheckStep, SshStep, Step
-from tasks import replication_steps
+from tasks import replication, replication_steps
 from tasks.data import verify_databases
 from tasks.health import probe
 from tasks.replication_steps import ReplicationStep
@@ -109,7 +109,7 @@ def _replication(
         key or (f"{step.id}:undo" if undoing else step.id),
         phase=phase,
         kind=step.kind,
-        act=lambda: act(ctx.spec, step),
+        act=lambda: act(ctx.spec, step, ctx.run_id),
         definition=step,
     )
 
@@ -174,13 +174,34 @@ def _check(ctx: StepContext, step: HttpCheckStep | DataVerifyStep) -> dict[str, 
     return _verify(ctx, step)
 
 
+_AFTER_THE_SWITCH = (
+    "Traffic already flows to the cloud copy: the cutover rolls back, sending it to the original and carrying "
+    "every write the cloud copy acknowledged back; find why the replication missed these rows, then run the "
+    "cutover again."
+)
+
+
 def _verify(ctx: StepContext, step: DataVerifyStep) -> dict[str, Any]:
     source = resolve(ctx.spec, step.source).get_secret_value()
     target = resolve(ctx.spec, step.target).get_secret_value()
-    result = verify_databases(source, target, step.tables, keys=step.keys, chunk_rows=step.chunk_rows)
+    snapshots = None
+    if step.id in replication_steps.verified_on_snapshots(ctx.spec):
+        snapshots = replication.snapshots_held(ctx.run_id, source, target)
+    result = verify_databases(
+        source,
+        target,
+        step.tables,
+        keys=step.keys,
+        chunk_rows=step.chunk_rows,
+        source_snapshot=snapshots.original if snapshots else None,
+        target_snapshot=snapshots.cloud if snapshots else None,
+    )
     if ctx.log:
         for table in result.tables:
-            ctx.log(f"{step.id}: {table.describe()}")
-    detail = {"tables": result.as_detail(), "rows": result.rows}
+            ctx.log(f"{step.id}: {table.describe()}" + (" (on the snapshots taken at the switch)" if snapshots else ""))
+    detail: dict[str, Any] = {"tables": result.as_detail(), "rows": result.rows}
+    if snapshots:
+        detail["snapshots"] = snapshots.as_detail()
+        result.raise_for_mismatch(f"step {step.id}", detail=detail, then=_AFTER_THE_SWITCH)
     result.raise_for_mismatch(f"step {step.id}", detail=detail)
     return detail

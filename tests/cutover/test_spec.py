@@ -12,7 +12,7 @@ import pytest
 
 from cli.app import schema_text
 from cutover.errors import SpecError, SpecProblem
-from cutover.spec import DataVerifyStep, SecretRef, Spec
+from cutover.spec import DataVerify, DataVerifyStep, SecretRef, Spec
 from cutover.spec_loader import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -607,7 +607,12 @@ def test_a_database_url_without_a_password_may_be_written_inline(write_spec: Wri
             "source: {secret: cloud-db}, target: {secret: legacy-db}",
             "source: 'postgresql+psycopg://app@127.0.0.12/app', target: 'sqlite:////srv/app/app.db'",
         ),
-        ("\nretention:\n", with_data("original: {secret: legacy-db}", "original: 'postgresql://repl@127.0.0.11/app'")),
+        (
+            "\nretention:\n",
+            with_data(
+                "original: {secret: legacy-db}", "verify: in-window\n  original: 'postgresql://repl@127.0.0.11/app'"
+            ),
+        ),
     )
     spec = load_spec(path)
     assert spec.rollback is not None and spec.data is not None
@@ -642,18 +647,51 @@ def test_a_duration_without_a_unit_is_refused_with_the_way_to_write_it(write_spe
     assert "write a number with a unit: 5s, 5m" in problem.message
 
 
-def test_with_replication_a_cutover_without_a_freeze_before_the_final_sync_is_refused(write_spec: WriteSpec) -> None:
+def test_with_replication_a_cutover_without_a_freeze_before_the_final_sync_is_refused_naming_the_step_order(
+    write_spec: WriteSpec,
+) -> None:
     freeze = (
         "    - {kind: ssh, id: freeze, name: 冻结写入 freeze writes, host: legacy, run: [/srv/app/bin/appctl, freeze], "
         "undo: [/srv/app/bin/appctl, unfreeze]}\n"
     )
-    path = write_spec((freeze, ""), ("\nretention:\n", with_data()))
+    on_snapshots = the_problem(write_spec((freeze, ""), ("\nretention:\n", with_data())), "cutover.steps[2]")
+    in_window = the_problem(
+        write_spec((freeze, ""), ("\nretention:\n", with_data("tables:", "verify: in-window\n  tables:"))),
+        "cutover.steps[1]",
+    )
 
-    problem = the_problem(path, "cutover.steps[1]")
+    assert "final sync (the cloud copy catching up) runs right before step 'switch-traffic'" in str(on_snapshots)
+    assert "freeze -> catch-up (snapshots taken) -> switch -> verification on the snapshots" in str(on_snapshots)
+    assert "final sync (the cloud copy catching up) runs right before step 'verify-rows'" in str(in_window)
+    assert "freeze -> catch-up -> verification -> switch -> turn-around" in str(in_window)
+    assert "freezes writes on the original" in str(on_snapshots)
+    spec = load_spec(write_spec(("\nretention:\n", with_data())))  # with the freeze: accepted
+    assert spec.data is not None and spec.data.verify is DataVerify.ON_SNAPSHOTS
 
-    assert "final sync (the cloud copy catching up) runs right before step 'verify-rows'" in str(problem)
-    assert "freezes writes on the original" in str(problem)
-    assert load_spec(write_spec(("\nretention:\n", with_data()))).data is not None  # with the freeze: accepted
+
+def test_verification_on_snapshots_must_compare_the_original_with_the_cloud_copy(write_spec: WriteSpec) -> None:
+    swapped = (
+        "source: {secret: legacy-db}, target: {secret: cloud-db}",
+        "source: {secret: cloud-db}, target: {secret: legacy-db}",
+    )
+    path = write_spec(swapped, ("\nretention:\n", with_data()))
+
+    problem = the_problem(path, "cutover.steps[2]")
+
+    assert "step 'verify-rows' runs after the switch on the snapshots" in str(problem)
+    assert "or write data.verify: in-window" in str(problem)
+    in_window = load_spec(write_spec(swapped, ("\nretention:\n", with_data("tables:", "verify: in-window\n  tables:"))))
+    assert in_window.data is not None and in_window.data.verify is DataVerify.IN_WINDOW
+
+
+def test_a_replicated_spec_at_the_default_verification_digests_as_before_the_field_existed(
+    write_spec: WriteSpec,
+) -> None:
+    default = load_spec(write_spec(("\nretention:\n", with_data())))
+    spelled = load_spec(write_spec(("\nretention:\n", with_data("tables:", "verify: on-snapshots\n  tables:"))))
+    in_window = load_spec(write_spec(("\nretention:\n", with_data("tables:", "verify: in-window\n  tables:"))))
+
+    assert default.digest() == spelled.digest() != in_window.digest()
 
 
 def test_with_replication_a_rollback_that_does_not_freeze_the_cloud_copy_before_the_catch_up_is_refused(

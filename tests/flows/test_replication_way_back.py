@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,14 +22,16 @@ from cutover.spec import Spec
 from demo.estate import Estate
 from demo.hostprograms import running_pid
 from demo.specs import demo_spec, secret_env
+from flows._context import RunContext
 from flows._cut import cut_over, record_and_open_retention
-from flows._saga import SagaState
+from flows._saga import SagaOutcome, SagaState, run_saga
 from flows.decommission import _drop_replication
 from rollback import RollbackState, run_rollback
+from tasks import replication
 from tasks.preflight import CheckKind, run_preflight
 from tasks.readiness import replication_readiness
 from tasks.replication import Direction, names_for, status
-from tasks.replication_steps import ReplicationAction, replication_step
+from tasks.replication_steps import ReplicationAction, replication_step, with_replication
 from tasks.steps import execute_step
 from tests._polling import wait_until
 from tests.cutover_harness import in_flow, signed_context
@@ -220,6 +222,7 @@ def test_preflight_names_a_table_without_a_primary_key_and_a_database_without_lo
     data = replicated.model_dump(mode="json", by_alias=True)
     data["data"]["tables"] = [*TABLES, "public.audit_log"]
     data["data"]["cloud"] = make_pg_database()  # the machine's server, inline (no password): wal_level=replica
+    data["data"]["verify"] = "in-window"  # verify-rows compares the cloud copy's secret, not this database
     spec = Spec.model_validate(data)
 
     report = run_preflight(spec, Settings(home=tmp_path / "home"))
@@ -252,8 +255,8 @@ def test_a_replicated_cutover_then_a_rollback_under_writes_loses_no_acknowledged
         "replication-forward",
         "freeze",
         "replication-catch-up",
-        "verify-rows",
         "switch-traffic",
+        "verify-rows",
         "replication-turn-around",
     ]
     assert whoami(repl_estate) == "cloud"
@@ -304,3 +307,151 @@ def test_a_schema_change_that_breaks_the_reverse_subscription_fails_the_original
     assert (reverse,) not in execute(repl_estate.db_url("cloud"), slots)
     gone = status(spec.system.id, repl_estate.db_url("legacy"), repl_estate.db_url("cloud"), TABLES)
     assert gone.direction is Direction.NONE and gone.problems == []
+
+
+def detail_of(ledger: Ledger, run_id: str, step_id: str) -> dict[str, Any]:
+    record = ledger.get_step(run_id, step_id)
+    assert record is not None, f"no ledger record of {step_id}"
+    return dict(record.detail)
+
+
+def when_the_cloud_took(writer: GatewayWriter, more: int) -> tuple[Callable[..., Any], set[int]]:
+    """A stand-in for ``snapshots_held`` that first lets ``more`` writes through the gateway (traffic is on
+    the cloud copy and the original frozen: they land on the cloud copy), then hands out the snapshots;
+    and the ids of those writes, once it ran."""
+    real, taken = replication.snapshots_held, set[int]()
+
+    def held(*args: Any) -> Any:
+        before = set(writer.acknowledged)
+        writer.wrote(at_least=len(before) + more)
+        taken.update(set(writer.acknowledged) - before)
+        return real(*args)
+
+    return held, taken
+
+
+def test_the_verification_runs_after_the_switch_on_the_snapshots_while_the_cloud_copy_takes_writes(
+    replicated: Spec,
+    repl_estate: Estate,
+    rb_ledger: Ledger,
+    tmp_path: Path,
+    prefect_server: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spec, ledger = replicated, rb_ledger
+    rc = signed_context(ledger, spec, write_spec(spec, tmp_path / "specs"), tmp_path / "home")
+    writer = GatewayWriter(repl_estate.gateway_url).start()
+    held, taken = when_the_cloud_took(writer, 5)
+    monkeypatch.setattr(replication, "snapshots_held", held)
+
+    outcome = in_flow(lambda: cut_over(rc))
+    acknowledged = writer.stop()
+
+    assert outcome.state is SagaState.SUCCEEDED, outcome.summary()
+    assert cutover_steps(ledger, rc.run.id).index("switch-traffic") < cutover_steps(ledger, rc.run.id).index(
+        "verify-rows"
+    )
+    exported = detail_of(ledger, rc.run.id, "replication-catch-up")["snapshots"]
+    verified = detail_of(ledger, rc.run.id, "verify-rows")
+    assert verified["snapshots"] == exported and all(t["matches"] for t in verified["tables"].values())
+    on_cloud = payment_ids(repl_estate, "cloud")
+    assert taken and taken <= on_cloud  # written on the cloud copy before the verification read it...
+    assert verified["tables"]["payments"]["target_rows"] <= len(on_cloud) - len(taken)  # ...not seen by it
+    wait_until(
+        lambda: set(acknowledged) <= payment_ids(repl_estate, "legacy"),
+        what="the original, subscribed after the verification, has every write the cloud copy took",
+        timeout_s=30,
+    )
+    assert not replication.holding_snapshots(rc.run.id)  # let go once the turn-around ran
+
+
+def test_a_mismatch_found_on_the_snapshots_after_the_switch_rolls_back_with_every_acknowledged_write_on_the_original(
+    replicated: Spec,
+    repl_estate: Estate,
+    rb_ledger: Ledger,
+    tmp_path: Path,
+    prefect_server: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spec, ledger = replicated, rb_ledger
+    rc = signed_context(ledger, spec, write_spec(spec, tmp_path / "specs"), tmp_path / "home")
+    prepare = replication.prepare_switch_on_snapshots
+
+    def prepare_after_a_stray_write(*args: Any, **kwargs: Any) -> Any:  # a write on the cloud copy, not replicated
+        execute(repl_estate.db_url("cloud"), "UPDATE insured SET name = name || ' (stray)' WHERE id = 7")
+        return prepare(*args, **kwargs)
+
+    monkeypatch.setattr(replication, "prepare_switch_on_snapshots", prepare_after_a_stray_write)
+    writer = GatewayWriter(repl_estate.gateway_url).start()
+    held, taken = when_the_cloud_took(writer, 5)
+    monkeypatch.setattr(replication, "snapshots_held", held)
+
+    outcome = in_flow(lambda: cut_over(rc))
+    writer.wrote(at_least=len(writer.acknowledged) + 5)  # the original takes writes again
+    acknowledged = writer.stop()
+
+    assert outcome.state is SagaState.COMPENSATED and outcome.failed_step == "verify-rows", outcome.summary()
+    assert "insured:" in (outcome.error or "") and "7 (values differ)" in (outcome.error or "")
+    assert "Traffic already flows to the cloud copy: the cutover rolls back" in (outcome.error or "")
+    order = [s.step_id for s in ledger.list_steps(rc.run.id)]
+    assert order.index("switch-traffic:undo") < order.index("replication-turn-around:undo") < order.index("freeze:undo")
+    assert whoami(repl_estate) == "legacy"
+    assert taken and taken <= payment_ids(repl_estate, "cloud")  # the cloud copy took writes after the switch
+    assert set(acknowledged) - payment_ids(repl_estate, "legacy") == set()  # every one, those too, is on the original
+    gone = status(spec.system.id, repl_estate.db_url("legacy"), repl_estate.db_url("cloud"), TABLES)
+    assert gone.direction is Direction.NONE and gone.problems == []
+
+
+def saga_until(rc: RunContext, spec: Spec, last: str) -> SagaOutcome:
+    """The cutover saga's steps up to ``last``, then the run stops (its process dies right after)."""
+    assert spec.cutover is not None
+    switch = spec.cutover.traffic_switch()
+    planned = with_replication(spec, spec.cutover.steps, switch)
+    ids = [s.id for s in planned]
+    return run_saga(rc.steps(), planned[: ids.index(last) + 1], switch=switch)
+
+
+def the_whole_saga(rc: RunContext, spec: Spec) -> SagaOutcome:
+    assert spec.cutover is not None and spec.rollback is not None
+    switch = spec.cutover.traffic_switch()
+    planned = with_replication(spec, spec.cutover.steps, switch)
+    return run_saga(rc.steps(), planned, rollback_steps=spec.rollback.steps, switch=switch)
+
+
+def test_snapshots_lost_between_the_switch_and_the_verification_roll_back_carrying_every_write_back(
+    replicated: Spec, repl_estate: Estate, rb_ledger: Ledger, tmp_path: Path
+) -> None:
+    spec, ledger = replicated, rb_ledger
+    rc = signed_context(ledger, spec, write_spec(spec, tmp_path / "specs"), tmp_path / "home")
+    writer = GatewayWriter(repl_estate.gateway_url).start()
+    assert saga_until(rc, spec, "switch-traffic").state is SagaState.SUCCEEDED
+    replication.release_snapshots(rc.run.id)  # the worker died: its sessions, and their snapshots, are gone
+    writer.wrote(at_least=len(writer.acknowledged) + 5)  # meanwhile the cloud copy takes writes
+
+    again = the_whole_saga(rc, spec)  # the run is resumed
+    writer.wrote(at_least=len(writer.acknowledged) + 5)
+    acknowledged = writer.stop()
+
+    assert again.state is SagaState.COMPENSATED and again.failed_step == "verify-rows", again.summary()
+    assert "no snapshot is held for run" in (again.error or "")
+    assert {s.step_id: s.outcome for s in again.steps if s.action == "run"}["switch-traffic"] == "replayed"
+    assert whoami(repl_estate) == "legacy"
+    assert set(acknowledged) - payment_ids(repl_estate, "legacy") == set()
+
+
+def test_snapshots_lost_before_the_switch_are_taken_again_and_the_cutover_goes_on(
+    replicated: Spec, repl_estate: Estate, rb_ledger: Ledger, tmp_path: Path
+) -> None:
+    spec, ledger = replicated, rb_ledger
+    rc = signed_context(ledger, spec, write_spec(spec, tmp_path / "specs"), tmp_path / "home")
+    assert saga_until(rc, spec, "replication-catch-up").state is SagaState.SUCCEEDED
+    first = detail_of(ledger, rc.run.id, "replication-catch-up")["snapshots"]
+    replication.release_snapshots(rc.run.id)  # the worker died before the switch
+
+    again = the_whole_saga(rc, spec)
+
+    assert again.state is SagaState.SUCCEEDED, again.summary()
+    record = ledger.get_step(rc.run.id, "replication-catch-up")
+    assert record is not None and record.attempt == 2
+    assert detail_of(ledger, rc.run.id, "verify-rows")["snapshots"] == record.detail["snapshots"] != first
+    assert whoami(repl_estate) == "cloud"

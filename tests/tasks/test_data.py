@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -15,6 +17,7 @@ from tasks.data import verify_databases
 from tests.specbuilder import base_spec
 
 ROWS = 500
+TABLES = ["payments", "insured"]
 SCHEMA = (
     "CREATE TABLE payments (id integer primary key, name varchar(50), amount numeric(12,2), paid_at timestamp)",
     "CREATE TABLE insured (code varchar(20) primary key, city varchar(20))",
@@ -106,3 +109,35 @@ def test_a_step_naming_its_sqlite_files_inline_resolves_them_as_written_and_comp
     assert urls == [source, target]
     assert verify_databases(urls[0], urls[1], step.tables).matches
     assert redact(f"compared {source}") == f"compared {source}"  # no secret: nothing is masked
+
+
+@contextmanager
+def exported_snapshot(url: str) -> Iterator[str]:
+    """A snapshot of ``url``'s database exported now, valid while the block runs."""
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as connection:
+        connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        row = connection.execute("SELECT pg_export_snapshot()").fetchone()
+        assert row is not None
+        yield str(row[0])
+
+
+def test_verification_on_snapshots_sees_the_snapshots_rows_not_the_writes_made_since(
+    make_pg_database: Callable[[], str],
+) -> None:
+    source, target = fill(make_pg_database()), fill(make_pg_database())
+    change(source, "UPDATE payments SET amount = 0 WHERE id = 17")
+    with exported_snapshot(source) as source_snapshot, exported_snapshot(target) as target_snapshot:
+        change(target, "UPDATE payments SET amount = 0 WHERE id = 17", "DELETE FROM payments WHERE id = 3")
+        change(source, "INSERT INTO insured VALUES ('c9999', '温州')")
+
+        on_snapshots = verify_databases(
+            source, target, TABLES, source_snapshot=source_snapshot, target_snapshot=target_snapshot
+        )
+        now = verify_databases(source, target, TABLES)
+
+    payments, insured = on_snapshots.tables
+    assert not payments.matches and payments.differing_keys == ["17 (values differ)"]  # not 3: deleted after
+    assert insured.matches and insured.source.rows == ROWS  # c9999 came after the snapshot
+    assert [t.differing_keys for t in now.tables] == [["3 (only in source)"], ["c9999 (only in source)"]]
+    with pytest.raises(DataMismatch, match="traffic goes back"):
+        on_snapshots.raise_for_mismatch("step verify-rows", then="traffic goes back to the original")
