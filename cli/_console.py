@@ -49,6 +49,8 @@ EXIT_CODES: Mapping[type[errors.CutoverError], ExitCode] = MappingProxyType(
         errors.CutoverError: ExitCode.FAILED,  # raised bare only when a run ended without its outcome
         errors.UnknownSystem: ExitCode.INVALID,
         errors.SpecError: ExitCode.INVALID,
+        errors.PlanTableInvalid: ExitCode.INVALID,
+        errors.ExemptionRefused: ExitCode.REFUSED,
         errors.AuditChainBroken: ExitCode.INVALID,
         errors.DataMismatch: ExitCode.INVALID,
         errors.ReplicationError: ExitCode.FAILED,  # replication could not be set up, turned, read or dropped
