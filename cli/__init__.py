@@ -11,6 +11,7 @@ import typer
 from cli import (
     _approver,
     _audit_export,
+    _exemption,
     _ledger,
     _plan,
     _preflight,
@@ -33,6 +34,7 @@ def register_commands() -> typer.Typer:
     if not any(group.name == "approver" for group in app.registered_groups):
         app.add_typer(_approver.approver_app, name="approver")
         app.add_typer(_plan.plan_app, name="plan")
+        app.add_typer(_exemption.exemption_app, name="exemption")
         app.command("sign")(_signoff.sign)
         app.command()(_signoff.withdraw)
         app.command()(_retention.rollback)

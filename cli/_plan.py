@@ -35,7 +35,12 @@ class _PlanGroup(TyperGroup):
         return super().parse_args(ctx, args)
 
 
-plan_app = typer.Typer(cls=_PlanGroup, invoke_without_command=True, add_completion=False)
+plan_app = typer.Typer(
+    cls=_PlanGroup,
+    invoke_without_command=True,
+    add_completion=False,
+    context_settings={"allow_interspersed_args": True},
+)
 
 
 @plan_app.callback()
