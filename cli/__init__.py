@@ -14,6 +14,7 @@ from cli import (
     _exemption,
     _ledger,
     _plan,
+    _portfolio,
     _preflight,
     _resolve,
     _retention,
@@ -35,6 +36,7 @@ def register_commands() -> typer.Typer:
         app.add_typer(_approver.approver_app, name="approver")
         app.add_typer(_plan.plan_app, name="plan")
         app.add_typer(_exemption.exemption_app, name="exemption")
+        app.command()(_portfolio.portfolio)
         app.command("sign")(_signoff.sign)
         app.command()(_signoff.withdraw)
         app.command()(_retention.rollback)

@@ -12,16 +12,18 @@ from __future__ import annotations
 import calendar
 import csv
 import re
+import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
+from xml.etree.ElementTree import ParseError
 
-from openpyxl import load_workbook
 from pydantic import ValidationError
 
+from cutover._xlsx_rows import excel_date, sheet_rows
 from cutover.errors import PlanTableInvalid, TableProblem
 from cutover.ledger import RoadmapStatus
 from cutover.plan import (
@@ -127,12 +129,10 @@ def _read(path: Path) -> tuple[int, list[str], list[tuple[int, Sequence[Any]]]]:
 
 
 def _xlsx_rows(path: Path) -> Iterator[tuple[int, Sequence[Any]]]:
-    book = load_workbook(path, read_only=True, data_only=True)
     try:
-        sheet = book["迁移计划表"] if "迁移计划表" in book.sheetnames else book.worksheets[0]
-        yield from enumerate(sheet.iter_rows(values_only=True), 1)
-    finally:
-        book.close()
+        yield from sheet_rows(path, prefer="迁移计划表")
+    except (zipfile.BadZipFile, KeyError, IndexError, ParseError) as exc:
+        raise PlanTableInvalid(str(path), [TableProblem(0, "—", f"not a readable XLSX workbook ({exc})")]) from exc
 
 
 def _csv_rows(path: Path) -> Iterator[tuple[int, Sequence[Any]]]:
@@ -252,6 +252,8 @@ def _date(cells: _Cells, header: str, *, required: bool = False) -> date | None:
         return value.date()
     if isinstance(value, date):
         return value
+    if isinstance(value, int | float) and not isinstance(value, bool) and 1 <= value < 2958466:
+        return excel_date(value)  # a date cell of the workbook: an Excel serial day number
     text = cells.text(header)
     if not text:
         if required:

@@ -13,15 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.orm import Session
-
 from cutover import audit
 from cutover._plan_table import TableRow, read_plan_table
 from cutover.digest import digest_bytes
-from cutover.ledger import Ledger
-
-PLAN_TABLE = "plan-table"
-SPEC = "spec"
+from cutover.ledger import Ledger, PlanItem
 
 
 @dataclass(frozen=True)
@@ -38,10 +33,10 @@ class ImportResult:
 def import_plan(ledger: Ledger, path: Path, *, actor: str) -> ImportResult:
     """Check the table at ``path``, then register its systems and roadmaps (all or nothing)."""
     rows = read_plan_table(path)
-    outcome: dict[str, list[str]] = {"created": [], "updated": [], "unchanged": [], "spec_governed": []}
+    items = [_item(row) for row in rows]
     with ledger.session() as session:
-        for row in rows:
-            outcome[_write(ledger, session, row)].append(row.system.id)
+        done = ledger.register_plan_items(items, session=session)
+        outcome = {kind: [key for key, value in done.items() if value == kind] for kind in _KINDS}
         audit.append(
             session,
             actor=actor,
@@ -49,27 +44,19 @@ def import_plan(ledger: Ledger, path: Path, *, actor: str) -> ImportResult:
             object=f"plan:{path.name}",
             detail={"file": path.name, "digest": digest_bytes(path.read_bytes(), ledger.digest), **outcome},
         )
-    return ImportResult(len(rows), *(tuple(outcome[k]) for k in ("created", "updated", "unchanged", "spec_governed")))
+    return ImportResult(len(rows), *(tuple(outcome[kind]) for kind in _KINDS))
 
 
-def _write(ledger: Ledger, session: Session, row: TableRow) -> str:
+_KINDS = ("created", "updated", "unchanged", "spec_governed")
+
+
+def _item(row: TableRow) -> PlanItem:
     system = row.system
-    found = ledger.get_system(system.id, session=session)
-    if found is not None and found.spec_digest is not None:
-        roadmap = {k: v for k, v in row.roadmap.items() if k not in ("cutover_on", "operator")}
-        ledger.set_roadmap(system.id, roadmap, source=SPEC, session=session)
-        return "spec_governed"
-    upsert = ledger.upsert_system(
+    return PlanItem(
         system_id=system.id,
         name=system.name,
         department=system.department,
         disposition=system.disposition,
-        session=session,
+        plan_fields=system.model_dump(mode="json", by_alias=True),
+        roadmap=row.roadmap,
     )
-    ledger.set_plan_entry(system.id, system.model_dump(mode="json", by_alias=True), session=session)
-    before = ledger.get_roadmap(system.id, session=session)
-    changed = before is None or any(getattr(before, k) != v for k, v in row.roadmap.items())
-    ledger.set_roadmap(system.id, row.roadmap, source=PLAN_TABLE, session=session)
-    if upsert.created:
-        return "created"
-    return "updated" if upsert.changed or changed else "unchanged"

@@ -22,7 +22,7 @@ Public surface::
                   consecutive_failures  health_history  record_stress_result  latest_stress_result
       divergence  record_divergence_baseline  divergence_baseline
                   record_divergence(DivergenceRecord)  latest_divergence  latest_divergences
-      office      set_roadmap  get_roadmap  list_roadmaps  add_exemption_ruling  exemption_rulings
+      office      register_plan_items(PlanItem...)  set_roadmap  get_roadmap  list_roadmaps  add_exemption_ruling  exemption_rulings
     ledger_of(session)                 the Ledger that opened a session
     plain_json(value)                  a value as the ledger stores JSON (datetimes, enums made plain)
     step_record_digest(record, algorithm)   what the audit trail records of a step execution row
@@ -85,7 +85,7 @@ from cutover.ledger._models import (
     StressResult,
     System,
 )
-from cutover.ledger._roadmap import ADAPTATION_ITEMS, ROADMAP_FIELDS
+from cutover.ledger._roadmap import ADAPTATION_ITEMS, ROADMAP_FIELDS, PlanItem, PlanOutcome
 from cutover.ledger._runs import StepClaim, step_record_digest
 from cutover.ledger._systems import SystemUpsert
 from cutover.ledger._watch import YIELD_AFTER, HealthProbe, ProbeClaim
@@ -114,6 +114,8 @@ __all__ = [
     "Lock",
     "Party",
     "PlanEntry",
+    "PlanItem",
+    "PlanOutcome",
     "ProbeClaim",
     "ProbeStatus",
     "Report",

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from cutover.ledger._core import LedgerCore
-from cutover.ledger._enums import ExemptionDecision, RoadmapStatus
-from cutover.ledger._models import ExemptionRuling, Roadmap
+from cutover.ledger._core import LedgerCore, plain_json
+from cutover.ledger._enums import Disposition, ExemptionDecision, LifecycleState, RoadmapStatus
+from cutover.ledger._models import ExemptionRuling, PlanEntry, Roadmap, System
 
 #: The roadmap's fields a plan table row or a spec sets (everything but the key and the time).
 ROADMAP_FIELDS = (
@@ -28,6 +29,21 @@ ROADMAP_FIELDS = (
     "exemption_reason",
 )
 ADAPTATION_ITEMS = ("code_optimisation", "database_update", "os_upgrade")
+#: What registering one plan table row did.
+PlanOutcome = Literal["created", "updated", "unchanged", "spec_governed"]
+_SPEC_OWNS = ("cutover_on", "operator")
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    """One system of a plan table: who it is, its plan entry (attachment-2 fields) and its roadmap."""
+
+    system_id: str
+    name: str
+    department: str
+    disposition: Disposition
+    plan_fields: Mapping[str, Any]
+    roadmap: Mapping[str, Any]
 
 
 class RoadmapRepository(LedgerCore):
@@ -49,6 +65,43 @@ class RoadmapRepository(LedgerCore):
             s.add(row)
             s.flush()
             return row
+
+    def register_plan_items(self, items: Sequence[PlanItem], *, session: Session) -> dict[str, PlanOutcome]:
+        """Register the systems of a plan table in ``planned`` with their plan entries and roadmaps, in bulk.
+
+        A system registered from a spec keeps what its spec says (its row, plan entry, cutover date
+        and operator); only the rest of its roadmap is updated (``spec_governed``).
+        """
+        ids = [item.system_id for item in items]
+        systems = {r.id: r for r in session.scalars(sa.select(System).where(System.id.in_(ids)))}
+        entries = {r.system_id: r for r in session.scalars(sa.select(PlanEntry).where(PlanEntry.system_id.in_(ids)))}
+        roadmaps = {r.system_id: r for r in session.scalars(sa.select(Roadmap).where(Roadmap.system_id.in_(ids)))}
+        now = self.now()
+        governed = {key for key, row in systems.items() if row.spec_digest is not None}
+        changed = {
+            item.system_id: _register(session, systems.get(item.system_id), item, now)
+            for item in items
+            if item.system_id not in governed
+        }
+        session.flush()  # the systems first: the entries and roadmaps refer to them
+        outcome: dict[str, PlanOutcome] = {}
+        for item in items:
+            roadmap = roadmaps.get(item.system_id) or _blank(item.system_id)
+            if item.system_id in governed:
+                _assign(roadmap, {k: v for k, v in item.roadmap.items() if k not in _SPEC_OWNS}, "spec", now)
+                session.add(roadmap)
+                outcome[item.system_id] = "spec_governed"
+                continue
+            entry = entries.get(item.system_id) or PlanEntry(system_id=item.system_id)
+            moved = _assign(entry, {"fields": plain_json(item.plan_fields)}, None, now)
+            moved = _assign(roadmap, item.roadmap, "plan-table", now) or moved
+            session.add_all([entry, roadmap])
+            created = item.system_id not in systems
+            outcome[item.system_id] = (
+                "created" if created else ("updated" if changed[item.system_id] or moved else "unchanged")
+            )
+        session.flush()
+        return outcome
 
     def get_roadmap(self, system_id: str, *, session: Session | None = None) -> Roadmap | None:
         """The system's roadmap, or None when neither a plan table nor a spec gave one."""
@@ -106,3 +159,23 @@ def _blank(system_id: str) -> Roadmap:
         database_update=RoadmapStatus.NOT_NEEDED,
         os_upgrade=RoadmapStatus.NOT_NEEDED,
     )
+
+
+def _register(session: Session, system: System | None, item: PlanItem, now: Any) -> bool:
+    """Insert the system in ``planned`` or update its descriptive fields; True if anything changed."""
+    fields = {"name": item.name, "department": item.department, "disposition": item.disposition}
+    if system is None:
+        session.add(System(id=item.system_id, state=LifecycleState.PLANNED, created_at=now, updated_at=now, **fields))
+        return True
+    return _assign(system, fields, None, now)
+
+
+def _assign(row: Any, fields: Mapping[str, Any], source: str | None, now: Any) -> bool:
+    """Set ``fields`` (and ``source``) on ``row``, stamping ``updated_at`` if one changed; True if so."""
+    wanted = dict(fields) | ({"source": source} if source is not None else {})
+    changed = [key for key, value in wanted.items() if getattr(row, key, None) != value]
+    for key in changed:
+        setattr(row, key, wanted[key])
+    if changed or getattr(row, "updated_at", None) is None:
+        row.updated_at = now
+    return bool(changed)

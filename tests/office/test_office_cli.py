@@ -66,3 +66,22 @@ def test_exemption_rule_exit_codes(office: Path) -> None:
     assert code == 0 and "back in the plan" in output and "李专家, 王专家, 张专家" in output
     code, output = invoke("exemption", "list")
     assert code == 0 and exempt in output and "refused" in output
+
+
+def test_portfolio_in_the_terminal_and_as_a_workbook(office: Path) -> None:
+    late, exempt = unique("late"), unique("exempt")
+    rows = [row(late), row(exempt, 处置方式="不迁移（报专家认定）", 不迁移原因="专用硬件")]
+    assert invoke("plan", "import", str(write_csv(office / "plan.csv", rows)))[0] == 0
+
+    code, output = invoke("portfolio", "--today", "2020-01-02", "--xlsx", str(office / "p.xlsx"))
+    assert code == 0, output
+    assert "迁移进度总览 Portfolio" in output and "全省上云期限 programme deadline" in output
+    assert late in output and exempt in output and (office / "p.xlsx").is_file()
+
+    code, output = invoke(
+        "portfolio", "--today", "2019-01-02", "--deadline", "2019-12-31", "--department", "省人力资源和社会保障厅"
+    )
+    assert code == 0 and "has not passed" in output
+
+    assert invoke("portfolio", "--department", "省不存在厅")[0] == 1
+    assert invoke("portfolio", "--today", "明天")[0] == 2

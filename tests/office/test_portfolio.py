@@ -5,25 +5,11 @@ from __future__ import annotations
 from datetime import date, timedelta
 from pathlib import Path
 
-import pytest
-
 from cutover.ledger import Ledger, LifecycleState
 from cutover.plan_import import import_plan
 from cutover.portfolio import Portfolio, Stage, build
-from demo.portfolio import STAGE_WEIGHTS, generate, place, write_table
 from tests.office._tables import row, unique, write_csv
-
-TODAY = date(2019, 6, 1)
-DEADLINE = date(2019, 12, 31)
-
-
-@pytest.fixture
-def one_of_each(isolated_ledger: Ledger, tmp_path: Path) -> Ledger:
-    """One system at each generated stage (eleven, two departments), imported from a plan table and placed."""
-    made = generate(len(STAGE_WEIGHTS), 2, today=TODAY, prefix="each")
-    import_plan(isolated_ledger, write_table(made, tmp_path / "plan.xlsx"), actor="test")
-    place(isolated_ledger, made, today=TODAY)
-    return isolated_ledger
+from tests.office.conftest import DEADLINE, TODAY
 
 
 def _ids(entries: list[object]) -> set[str]:
