@@ -19,6 +19,7 @@ from pathlib import Path
 from cutover import exemptions
 from cutover.ledger import ExemptionDecision, Ledger, LifecycleState, RunKind, RunState
 from cutover.plan import PlanRow, write_xlsx
+from cutover.plan_import import import_plan
 
 DEPARTMENTS = (
     "省发展和改革委员会", "省教育厅", "省科学技术厅", "省工业和信息化厅", "省民族宗教事务委员会", "省公安厅",
@@ -181,3 +182,18 @@ def _place(ledger: Ledger, item: Generated, today: date, actor: str) -> None:
             ledger.open_retention_window(
                 item.system_id, run.id, datetime.combine(ends, time(12), tzinfo=UTC), session=session
             )
+
+
+def register_demo_portfolio(ledger: Ledger, directory: Path, *, today: date | None = None) -> Path:
+    """The demo's small portfolio beside its system: a dozen systems in four departments, at different stages.
+
+    Writes their plan table to ``directory`` (as a department would send it), imports it and
+    places each system; returns the table's path.
+    """
+    today = today or date.today()
+    made = generate(12, 4, today=today, prefix="demo")
+    directory.mkdir(parents=True, exist_ok=True)
+    table = write_table(made, directory / "省直部门信息系统迁移计划表-示例.xlsx")
+    import_plan(ledger, table, actor="demo")
+    place(ledger, made, today=today, actor="demo")
+    return table
