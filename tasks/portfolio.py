@@ -10,6 +10,7 @@ workbook, ``cutover portfolio --xlsx``, has them all).
 from __future__ import annotations
 
 from collections.abc import Coroutine
+from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
@@ -69,7 +70,7 @@ def _progress(portfolio: Portfolio) -> list[str]:
         lines.append(
             f"| {_cell(tally.department)} | {progress_bar(tally)} | {tally.settled}/{tally.total} | {tally.overdue} |"
         )
-    return [*lines, "", *_table(departments(portfolio))]
+    return [*lines, ""]
 
 
 def portfolio_markdown(portfolio: Portfolio) -> dict[str, str]:
@@ -79,7 +80,8 @@ def portfolio_markdown(portfolio: Portfolio) -> dict[str, str]:
     for key, (title, shown) in ARTIFACT_KEYS.items():
         lines = [f"# {title}", "", f"{scope(portfolio)}", ""]
         if key == "portfolio-summary":
-            lines += [*_table(by_key["summary"]), *_progress(portfolio)]
+            counts = replace(by_key["summary"], title="各阶段数量 Systems by stage, and what needs attention")
+            lines += [*_progress(portfolio), *_table(counts), *_table(departments(portfolio))]
         else:
             for name in shown:
                 lines += _table(by_key[name])
