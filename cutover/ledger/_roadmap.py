@@ -77,29 +77,26 @@ class RoadmapRepository(LedgerCore):
         entries = {r.system_id: r for r in session.scalars(sa.select(PlanEntry).where(PlanEntry.system_id.in_(ids)))}
         roadmaps = {r.system_id: r for r in session.scalars(sa.select(Roadmap).where(Roadmap.system_id.in_(ids)))}
         now = self.now()
-        governed = {key for key, row in systems.items() if row.spec_digest is not None}
-        changed = {
-            item.system_id: _register(session, systems.get(item.system_id), item, now)
-            for item in items
-            if item.system_id not in governed
-        }
-        session.flush()  # the systems first: the entries and roadmaps refer to them
-        outcome: dict[str, PlanOutcome] = {}
+        new = [item for item in items if item.system_id not in systems]
+        _insert_new(session, new, now)
+        outcome: dict[str, PlanOutcome] = {item.system_id: "created" for item in new}
         for item in items:
+            system = systems.get(item.system_id)
+            if system is None:
+                continue
             roadmap = roadmaps.get(item.system_id) or _blank(item.system_id)
-            if item.system_id in governed:
+            if system.spec_digest is not None:
                 _assign(roadmap, {k: v for k, v in item.roadmap.items() if k not in _SPEC_OWNS}, "spec", now)
                 session.add(roadmap)
                 outcome[item.system_id] = "spec_governed"
                 continue
+            fields = {"name": item.name, "department": item.department, "disposition": item.disposition}
+            moved = _assign(system, fields, None, now)
             entry = entries.get(item.system_id) or PlanEntry(system_id=item.system_id)
-            moved = _assign(entry, {"fields": plain_json(item.plan_fields)}, None, now)
+            moved = _assign(entry, {"fields": plain_json(item.plan_fields)}, None, now) or moved
             moved = _assign(roadmap, item.roadmap, "plan-table", now) or moved
             session.add_all([entry, roadmap])
-            created = item.system_id not in systems
-            outcome[item.system_id] = (
-                "created" if created else ("updated" if changed[item.system_id] or moved else "unchanged")
-            )
+            outcome[item.system_id] = "updated" if moved else "unchanged"
         session.flush()
         return outcome
 
@@ -161,13 +158,32 @@ def _blank(system_id: str) -> Roadmap:
     )
 
 
-def _register(session: Session, system: System | None, item: PlanItem, now: Any) -> bool:
-    """Insert the system in ``planned`` or update its descriptive fields; True if anything changed."""
-    fields = {"name": item.name, "department": item.department, "disposition": item.disposition}
-    if system is None:
-        session.add(System(id=item.system_id, state=LifecycleState.PLANNED, created_at=now, updated_at=now, **fields))
-        return True
-    return _assign(system, fields, None, now)
+def _insert_new(session: Session, items: Sequence[PlanItem], now: Any) -> None:
+    """Insert new systems (in ``planned``), then their plan entries and roadmaps, as bulk INSERTs."""
+    if not items:
+        return
+    systems = [
+        {
+            "id": i.system_id,
+            "name": i.name,
+            "department": i.department,
+            "disposition": i.disposition,
+            "state": LifecycleState.PLANNED,
+            "spec_digest": None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for i in items
+    ]
+    session.execute(sa.insert(System), systems)
+    entries = [{"system_id": i.system_id, "fields": plain_json(i.plan_fields), "updated_at": now} for i in items]
+    session.execute(sa.insert(PlanEntry), entries)
+    statuses = ("network_move", *ADAPTATION_ITEMS)
+    blank = dict.fromkeys(ROADMAP_FIELDS) | dict.fromkeys(statuses, RoadmapStatus.NOT_NEEDED)
+    roadmaps = [
+        blank | dict(i.roadmap) | {"system_id": i.system_id, "source": "plan-table", "updated_at": now} for i in items
+    ]
+    session.execute(sa.insert(Roadmap), roadmaps)
 
 
 def _assign(row: Any, fields: Mapping[str, Any], source: str | None, now: Any) -> bool:
