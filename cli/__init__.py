@@ -8,18 +8,35 @@ from __future__ import annotations
 
 import typer
 
-from cli import _approver, _audit_export, _ledger, _preflight, _resolve, _retention, _run, _runs, _setup, _signoff
+from cli import (
+    _approver,
+    _audit_export,
+    _exemption,
+    _ledger,
+    _plan,
+    _portfolio,
+    _preflight,
+    _resolve,
+    _retention,
+    _run,
+    _runs,
+    _setup,
+    _signoff,
+)
 from cli.app import app
 
 __all__ = ["app", "main", "register_commands"]
 
-_ = (_ledger, _audit_export)  # their commands (plan, status, audit verify, audit export) attach on import
+_ = (_ledger, _audit_export)  # their commands (status, audit verify, audit export) attach on import
 
 
 def register_commands() -> typer.Typer:
     """The ``cutover`` application with every command attached (idempotent)."""
     if not any(group.name == "approver" for group in app.registered_groups):
         app.add_typer(_approver.approver_app, name="approver")
+        app.add_typer(_plan.plan_app, name="plan")
+        app.add_typer(_exemption.exemption_app, name="exemption")
+        app.command()(_portfolio.portfolio)
         app.command("sign")(_signoff.sign)
         app.command()(_signoff.withdraw)
         app.command()(_retention.rollback)

@@ -50,6 +50,8 @@ EXIT_CODES: Mapping[type[errors.CutoverError], ExitCode] = MappingProxyType(
         errors.UnknownSystem: ExitCode.INVALID,
         errors.UnknownApprover: ExitCode.INVALID,
         errors.SpecError: ExitCode.INVALID,
+        errors.PlanTableInvalid: ExitCode.INVALID,
+        errors.ExemptionRefused: ExitCode.REFUSED,
         errors.AuditChainBroken: ExitCode.INVALID,
         errors.DataMismatch: ExitCode.INVALID,
         errors.ReplicationError: ExitCode.FAILED,  # replication could not be set up, turned, read or dropped

@@ -1,4 +1,4 @@
-"""CLI commands that read and write the ledger: plan, status (with divergence), audit verify."""
+"""CLI commands that read and write the ledger: status (with divergence), audit verify."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import typer
 from rich.table import Table
 
 from cli._audit_against import check_against
-from cli._console import ExitCode, console, err_console, fail
-from cli.app import SpecPaths, _paths, app
+from cli._console import ExitCode, console, fail
+from cli.app import _paths, app
 from cutover import audit
 from cutover.ledger import Decision, Ledger, LifecycleState, Party, ReportKind, System
-from cutover.plan import STATE_LABELS, TITLE, plan_rows, write_csv, write_xlsx
+from cutover.plan import STATE_LABELS
 from cutover.runtime import open_ledger, register
 from cutover.spec_loader import load_many
 from tasks.divergence import Divergence, current, current_by_system, summary
@@ -26,30 +26,6 @@ app.add_typer(audit_app, name="audit")
 def actor() -> str:
     """Who runs the command, for the audit trail."""
     return f"cli:{getpass.getuser()}"
-
-
-@app.command()
-def plan(
-    paths: SpecPaths = None,
-    out: Annotated[Path, typer.Option(help="Directory for 迁移计划表.csv and .xlsx.")] = Path("plan"),
-) -> None:
-    """Register the systems and export the migration plan table (attachment 2) as CSV and XLSX."""
-    specs, errors = load_many(_paths(paths))
-    for error in errors:
-        for problem in error.problems:
-            err_console.print(f"[red]invalid[/] {problem}", soft_wrap=True)
-    ledger = open_ledger()
-    states = {spec.system.id: register(ledger, spec, actor=actor()).value for spec in specs}
-    rows = plan_rows(specs, states)
-    csv_path = write_csv(rows, out / f"{TITLE}.csv")
-    xlsx_path = write_xlsx(rows, out / f"{TITLE}.xlsx")
-    table = Table("序号", "部门", "系统名称", "处置方式", "计划迁移时间", "状态", title=TITLE)
-    for row in rows:
-        table.add_row(str(row.number), row.department, row.system, row.disposition, row.planned_date, row.status)
-    console.print(table)
-    console.print(f"wrote {csv_path} and {xlsx_path}")
-    if errors:
-        fail(f"{len(errors)} spec file(s) are invalid and are not in the plan", ExitCode.INVALID)
 
 
 @app.command()

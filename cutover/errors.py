@@ -8,6 +8,8 @@ Every error the project raises on purpose is a :class:`CutoverError`. Lower-leve
     ├── ConfigurationError          settings that cannot work (e.g. SM3 configured but missing)
     ├── UnknownSystem               no spec and no ledger entry for this system id
     ├── SpecError                   a cutover spec is invalid; carries every problem found
+    ├── PlanTableInvalid            a plan table (attachment 2) to import has bad rows; names row and column
+    ├── ExemptionRefused            an exemption ruling cannot be recorded (not an exempt system, ruled already)
     ├── LifecycleError
     │   └── IllegalTransition       a lifecycle step that may not follow the current state
     ├── LedgerError                 the ledger cannot be read or written
@@ -93,6 +95,36 @@ class SpecError(CutoverError):
     def __init__(self, problems: list[SpecProblem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass(frozen=True)
+class TableProblem:
+    """One problem in one cell of a plan table: the row as the spreadsheet numbers it, the column's header."""
+
+    row: int
+    column: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"row {self.row}, column {self.column}: {self.message}"
+
+
+class PlanTableInvalid(CutoverError):
+    """A plan table to import has bad rows; ``problems`` lists every one (nothing was written)."""
+
+    def __init__(self, source: str, problems: list[TableProblem]) -> None:
+        self.source = source
+        self.problems = problems
+        shown = "; ".join(str(p) for p in problems[:20])
+        more = f"; and {len(problems) - 20} more" if len(problems) > 20 else ""
+        super().__init__(
+            f"{source}: {len(problems)} problem(s), nothing was imported: {shown}{more}. "
+            "Correct the rows and import the file again"
+        )
+
+
+class ExemptionRefused(CutoverError):
+    """An exemption ruling cannot be recorded: the system is not declared unable to migrate, or is ruled already."""
 
 
 class LifecycleError(CutoverError):

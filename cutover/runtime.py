@@ -7,9 +7,10 @@ from pathlib import Path
 
 from cutover import lifecycle
 from cutover.errors import UnknownSystem
-from cutover.ledger import Ledger, LifecycleState
+from cutover.ledger import ADAPTATION_ITEMS, Ledger, LifecycleState
+from cutover.plan import spec_statuses
 from cutover.settings import Settings, get_settings
-from cutover.spec import Spec
+from cutover.spec import Disposition, Spec
 from cutover.spec_loader import load, spec_files
 
 _MIGRATED: set[str] = set()
@@ -57,4 +58,22 @@ def register(ledger: Ledger, spec: Spec, *, actor: str, algorithm: str | None = 
         actor=actor,
     )
     ledger.set_plan_entry(spec.system.id, spec.system.model_dump(mode="json", by_alias=True))
+    _spec_takes_over_roadmap(ledger, spec)
     return state
+
+
+def _spec_takes_over_roadmap(ledger: Ledger, spec: Spec) -> None:
+    """The spec's cutover date, operator and exemption reason on the system's roadmap (made if missing).
+
+    A roadmap from a plan table keeps its other dates and statuses; a new one has the network move
+    and each adaptation item the spec names as not started, the rest not needed.
+    """
+    system = spec.system
+    fields: dict[str, object] = {
+        "cutover_on": system.planned_date,
+        "operator": system.hosting.operator,
+        "exemption_reason": system.reason if system.disposition is Disposition.EXEMPT else None,
+    }
+    if ledger.get_roadmap(system.id) is None:
+        fields |= dict(zip(("network_move", *ADAPTATION_ITEMS), spec_statuses(system), strict=True))
+    ledger.set_roadmap(system.id, fields, source="spec")

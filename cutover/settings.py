@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -86,6 +87,19 @@ class Settings(BaseSettings):
         default=183,
         ge=183,
         description="Audit events younger than this many days can never be purged (≥ 6 months).",
+    )
+
+    programme_deadline: date = Field(
+        default=date(2019, 12, 31),
+        description="The date every non-classified system should be on the cloud (the notice: end of 2019); "
+        "the portfolio counts a system to migrate and not cut over after it as overdue, and lists it for the "
+        "finance department (maintenance payments to stop).",
+    )
+    portfolio_soon_days: int = Field(
+        default=30,
+        ge=1,
+        le=366,
+        description="The portfolio lists the retention windows ending within this many days.",
     )
 
     def ledger_url(self) -> str:

@@ -133,6 +133,7 @@ def _write_env_file(estate: Any) -> None:
 
 def _prepare(estate: Any) -> None:
     from cutover.runtime import open_ledger, register
+    from demo.portfolio import register_demo_portfolio
     from demo.specs import write_demo_spec
     from flows.deployments import ensure_work_pool
 
@@ -141,6 +142,7 @@ def _prepare(estate: Any) -> None:
 
     ledger = open_ledger()
     register(ledger, load_spec(spec_path), actor="demo")
+    table = register_demo_portfolio(ledger, STATE_DIR / "plan")
     _enroll_demo_approvers(ledger)
     ensure_work_pool(POOL)
     deployed = subprocess.run(
@@ -149,10 +151,24 @@ def _prepare(estate: Any) -> None:
     (LOGS / "deploy.log").write_text(deployed.stdout + deployed.stderr, encoding="utf-8")
     if deployed.returncode != 0:
         raise SystemExit(f"prefect deploy --all failed (exit {deployed.returncode}); see {LOGS / 'deploy.log'}")
+    _publish_portfolio_now()
+    say(
+        f"   portfolio: 12 more systems in 4 departments from {table.relative_to(REPO)}; "
+        f"the office's view: {UI}/artifacts/key/portfolio-summary (and `cutover portfolio`)"
+    )
     say(
         f"   spec {spec_path.relative_to(REPO)}; approvers enrolled with SM2 keys "
         f"(their private keys, as on their own machines: {KEYS.relative_to(REPO)}/<id>.key)"
     )
+
+
+def _publish_portfolio_now() -> None:
+    """A run of the daily portfolio deployment now, so its artifacts are there from the start."""
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("portfolio/portfolio")
+        client.create_flow_run_from_deployment(deployment.id)
 
 
 def _enroll_demo_approvers(ledger: Any) -> None:

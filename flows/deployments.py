@@ -11,6 +11,7 @@ deployments the flows need at run time, the scheduled watch.
     decommission        服务退出   after the window, signed by both parties
     recover             自动恢复   continues a crashed run's work (flows.recovery)
     signoff-deadline    签认截止   wakes a sign-off left waiting past its deadline
+    portfolio           迁移进度   daily: the office's portfolio as artifacts (flows.portfolio)
     rollback-<system>   一键回退   one click in the UI; created when the system enters retention
 
 When a system enters retention the cutover flow calls :func:`ensure_rollback_deployment`: the
@@ -191,6 +192,14 @@ DEPLOYMENTS: Mapping[str, Deployment] = {
             description="签认截止 Ends a joint sign-off still waiting at its deadline, recording who did not sign.",
             tags=("cutover", "signoff"),
             concurrency_limit=None,
+        ),
+        Deployment(
+            name="portfolio",
+            entrypoint="flows.portfolio.portfolio",
+            description="迁移进度 Every day: each department's systems by stage, overdue work, exemptions and "
+            "the finance lists, as artifacts for the leading-group office.",
+            tags=("cutover", "portfolio"),
+            interval=timedelta(days=1),
         ),
     )
 }

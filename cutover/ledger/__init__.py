@@ -22,15 +22,17 @@ Public surface::
                   consecutive_failures  health_history  record_stress_result  latest_stress_result
       divergence  record_divergence_baseline  divergence_baseline
                   record_divergence(DivergenceRecord)  latest_divergence  latest_divergences
+      office      register_plan_items(PlanItem...)  set_roadmap  get_roadmap  list_roadmaps  add_exemption_ruling  exemption_rulings
     ledger_of(session)                 the Ledger that opened a session
     plain_json(value)                  a value as the ledger stores JSON (datetimes, enums made plain)
     step_record_digest(record, algorithm)   what the audit trail records of a step execution row
     alembic_config, migration_heads, upgrade, downgrade, current_revision   migrations
     ORM rows: System PlanEntry Run StepExecution Report Signature Approver ApproverKey
               RetentionWindow Lock HealthObservation StressResult AuditEvent AuditChainHead
-              DivergenceBaseline DivergenceSample
+              DivergenceBaseline DivergenceSample Roadmap ExemptionRuling
     enums: LifecycleState Disposition RunKind RunState StepPhase StepStatus ReportKind Party
            Decision RetentionCloseReason ProbeStatus AuditOutcome
+           RoadmapStatus ExemptionDecision
 
 Methods taking ``session=`` join that transaction; otherwise each runs its own. Database errors
 surface as :class:`cutover.errors.LedgerError`. The audit trail is written by :mod:`cutover.audit`.
@@ -49,11 +51,13 @@ from cutover.ledger._enums import (
     AuditOutcome,
     Decision,
     Disposition,
+    ExemptionDecision,
     LifecycleState,
     Party,
     ProbeStatus,
     ReportKind,
     RetentionCloseReason,
+    RoadmapStatus,
     RunKind,
     RunState,
     StepPhase,
@@ -68,22 +72,27 @@ from cutover.ledger._models import (
     Base,
     DivergenceBaseline,
     DivergenceSample,
+    ExemptionRuling,
     HealthObservation,
     Lock,
     PlanEntry,
     Report,
     RetentionWindow,
+    Roadmap,
     Run,
     Signature,
     StepExecution,
     StressResult,
     System,
 )
+from cutover.ledger._roadmap import ADAPTATION_ITEMS, ROADMAP_FIELDS, PlanItem, PlanOutcome
 from cutover.ledger._runs import StepClaim, step_record_digest
 from cutover.ledger._systems import SystemUpsert
 from cutover.ledger._watch import YIELD_AFTER, HealthProbe, ProbeClaim
 
 __all__ = [
+    "ADAPTATION_ITEMS",
+    "ROADMAP_FIELDS",
     "YIELD_AFTER",
     "Approver",
     "ApproverKey",
@@ -96,6 +105,8 @@ __all__ = [
     "DivergenceBaseline",
     "DivergenceRecord",
     "DivergenceSample",
+    "ExemptionDecision",
+    "ExemptionRuling",
     "HealthObservation",
     "HealthProbe",
     "Ledger",
@@ -103,12 +114,16 @@ __all__ = [
     "Lock",
     "Party",
     "PlanEntry",
+    "PlanItem",
+    "PlanOutcome",
     "ProbeClaim",
     "ProbeStatus",
     "Report",
     "ReportKind",
     "RetentionCloseReason",
     "RetentionWindow",
+    "Roadmap",
+    "RoadmapStatus",
     "Run",
     "RunKind",
     "RunState",

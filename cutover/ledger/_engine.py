@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 #: The newest shipped migration; a test checks it equals Alembic's single head. A ledger already
 #: there is not migrated again, so a flow-run process does not import Alembic at all.
-SCHEMA_HEAD = "5e1f0c2a0005"
+SCHEMA_HEAD = "7d17a0c1e001"
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000

@@ -14,11 +14,13 @@ __all__ = [
     "AuditOutcome",
     "Decision",
     "Disposition",
+    "ExemptionDecision",
     "LifecycleState",
     "Party",
     "ProbeStatus",
     "ReportKind",
     "RetentionCloseReason",
+    "RoadmapStatus",
     "RunKind",
     "RunState",
     "StepPhase",
@@ -125,4 +127,20 @@ class AuditOutcome(StrEnum):
     STARTED = "started"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    REFUSED = "refused"
+
+
+class RoadmapStatus(StrEnum):
+    """Where one item of a system's roadmap stands (the network move, each adaptation item)."""
+
+    NOT_NEEDED = "not_needed"
+    NOT_STARTED = "not_started"
+    IN_PROGRESS = "in_progress"
+    DONE = "done"
+
+
+class ExemptionDecision(StrEnum):
+    """The expert panel's ruling on a system declared unable to migrate."""
+
+    ACCEPTED = "accepted"
     REFUSED = "refused"

@@ -7,7 +7,7 @@ methods are detached snapshots: change the ledger through its methods, never by 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
@@ -17,11 +17,13 @@ from cutover.ledger._enums import (
     AuditOutcome,
     Decision,
     Disposition,
+    ExemptionDecision,
     LifecycleState,
     Party,
     ProbeStatus,
     ReportKind,
     RetentionCloseReason,
+    RoadmapStatus,
     RunKind,
     RunState,
     StepPhase,
@@ -329,3 +331,48 @@ class DivergenceSample(Base):
     lag_bytes: Mapped[int | None] = mapped_column(sa.BigInteger)
     behind_s: Mapped[float | None]
     detail: Mapped[dict[str, Any]]
+
+
+def _status(column: str) -> Mapped[RoadmapStatus]:
+    return mapped_column(enum_type(RoadmapStatus, f"{column}_status"))
+
+
+class Roadmap(Base):
+    """The system's timetable and roadmap: planned dates, the network move, each adaptation item.
+
+    Written by ``cutover plan import`` (``source`` "plan-table"); a spec registered later for the
+    same system takes it over (``source`` "spec", the cutover date from the spec).
+    """
+
+    __tablename__ = "roadmaps"
+
+    system_id: Mapped[str] = mapped_column(_ID, sa.ForeignKey("systems.id"), primary_key=True)
+    source: Mapped[str] = mapped_column(sa.String(16))
+    test_on: Mapped[date | None]
+    signoff_on: Mapped[date | None]
+    cutover_on: Mapped[date | None]
+    retention_ends_on: Mapped[date | None]
+    decommission_on: Mapped[date | None]
+    network_move: Mapped[RoadmapStatus] = _status("network_move")
+    code_optimisation: Mapped[RoadmapStatus] = _status("code_optimisation")
+    database_update: Mapped[RoadmapStatus] = _status("database_update")
+    os_upgrade: Mapped[RoadmapStatus] = _status("os_upgrade")
+    operator: Mapped[str | None] = mapped_column(sa.String(256))
+    exemption_reason: Mapped[str | None] = mapped_column(sa.Text)
+    updated_at: Mapped[datetime]
+
+
+class ExemptionRuling(Base):
+    """The expert panel's ruling on a system declared unable to migrate (never updated nor deleted)."""
+
+    __tablename__ = "exemption_rulings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    system_id: Mapped[str] = _system_fk()
+    decision: Mapped[ExemptionDecision] = mapped_column(enum_type(ExemptionDecision, "exemption_decision"))
+    ruled_on: Mapped[date]
+    panel: Mapped[list[str]] = mapped_column(sa.JSON)
+    document: Mapped[str] = mapped_column(sa.String(128))
+    reason: Mapped[str] = mapped_column(sa.Text)
+    recorded_at: Mapped[datetime]
+    recorded_by: Mapped[str] = mapped_column(_ID)

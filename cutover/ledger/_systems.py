@@ -129,9 +129,9 @@ class SystemsRepository(LedgerCore):
             s.flush()
             return entry
 
-    def get_plan_entry(self, system_id: str) -> PlanEntry | None:
+    def get_plan_entry(self, system_id: str, *, session: Session | None = None) -> PlanEntry | None:
         """The system's plan row, or None."""
-        with self.session() as s:
+        with self._tx(session) as s:
             return s.get(PlanEntry, system_id)
 
     def list_plan_entries(self) -> list[PlanEntry]:
