@@ -17,6 +17,11 @@ One more warm process is kept for rollback runs only (flow ``rollback``, automat
 a scheduled watch or a cutover holding the shared warm processes never makes a rollback wait for
 a cold start. It is replaced as soon as a rollback takes it.
 
+Each worker also keeps the watch alive (:mod:`flows.watch_guard`): as it starts, and whenever a
+retained system would next go unprobed, it checks that somebody probes; if nobody has for about
+an interval (a worker restart killed the watch run), it marks the dead watch runs Crashed and
+starts a watch run at once, submitting it itself without waiting for its next poll.
+
 A pool whose job template sets an explicit ``command`` runs that command instead, exactly as the
 process worker does. It builds on Prefect 3.9's runner (``FlowRunExecutorContext``, process
 handles, the control channel for cancellation), hence ``prefect>=3.9.1``;
@@ -40,7 +45,10 @@ import prefect
 from prefect.exceptions import PrefectException
 from prefect.flows import load_flow_from_flow_run
 from prefect.workers.process import ProcessJobConfiguration, ProcessWorker, ProcessWorkerResult
+from sqlalchemy.exc import SQLAlchemyError
 
+from cutover.errors import CutoverError
+from cutover.secrets import redact
 from cutover.settings import WORKER_TYPE, get_settings
 from worker._version import check_prefect_version
 
@@ -89,7 +97,30 @@ class CutoverWorker(ProcessWorker):
     async def setup(self) -> None:
         await super().setup()
         await self.warm.fill()  # first: the warm process imports while the automations are made
+        self._keeper_scope = anyio.CancelScope()
+        if self._runs_task_group is not None:
+            self._runs_task_group.start_soon(self._keep_watching)
         await self._ensure_recovery()
+
+    async def _keep_watching(self) -> None:
+        """A watch run always alive: started at once when a retained system goes unprobed (flows.watch_guard)."""
+        from flows.watch_guard import WatchKeeper
+
+        with self._keeper_scope:
+            keeper = await anyio.to_thread.run_sync(lambda: WatchKeeper(self._work_pool_name))
+            last_said: str | None = None
+            while True:
+                try:
+                    said, wait_s = await anyio.to_thread.run_sync(keeper.check)
+                except (PrefectException, httpx.HTTPError, CutoverError, SQLAlchemyError) as exc:
+                    self._logger.warning("could not check that the watch is alive: %s", redact(str(exc)))
+                    said, wait_s = None, 5.0
+                if said is not None and said != last_said:
+                    self._logger.warning("the watch had stopped: %s", said)
+                if said is not None and " started" in said:
+                    await self.get_and_submit_flow_runs()  # now, not at the next poll
+                last_said = said
+                await anyio.sleep(wait_s)
 
     async def _ensure_recovery(self) -> None:
         """Zombie detection and automatic resume on this worker's pool (idempotent, see flows.recovery)."""
@@ -101,6 +132,9 @@ class CutoverWorker(ProcessWorker):
         await anyio.to_thread.run_sync(lambda: ensure_recovery(self._work_pool_name, silence=silence))
 
     async def teardown(self, *exc_info: Any) -> None:
+        keeper = getattr(self, "_keeper_scope", None)
+        if keeper is not None:
+            keeper.cancel()
         try:
             await super().teardown(*exc_info)
         finally:
