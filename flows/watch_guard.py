@@ -7,8 +7,10 @@ that gap with :func:`keep_watching`, as it starts and then whenever a system wou
 unprobed (:func:`flows.watch_guard.next_check_in`):
 
 - a retained system unprobed for longer than :func:`stale_after_s` (its interval plus a little) means
-  no watch run is alive: the ``Running`` watch runs older than :data:`START_GRACE_S` are marked
-  ``Crashed`` (they hold the deployment's two concurrency slots, and they are not probing);
+  no watch run is alive: the watch runs whose process is gone are marked ``Crashed`` (they hold
+  the deployment's two concurrency slots, and they are not probing) — a process on this host is
+  looked up by its pid (the cutover worker records ``host:pid``), elsewhere a ``Running`` run
+  older than :data:`START_GRACE_S` is taken for dead;
 - a watch run is started at once, unless one is already on its way (scheduled to start now,
   pending, or started within :data:`START_GRACE_S`). Two workers doing this at once start one run:
   both use the same idempotency key, from the system's last probe.
@@ -20,6 +22,8 @@ through the ledger's claims, so nothing is probed twice.
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -117,9 +121,9 @@ def silence(ledger: Ledger, specs: dict[str, Spec], now: datetime) -> list[Unwat
 
 
 def next_check_in(quiet: list[Unwatched]) -> float:
-    """Seconds until the first of these systems would go stale (at least 1, at most :data:`IDLE_CHECK_S`)."""
+    """Seconds until the first of these systems would go stale (at least 2, at most :data:`IDLE_CHECK_S`)."""
     due = [stale_after_s(u.interval_s) - u.silent_s for u in quiet]
-    return min(max(min(due, default=IDLE_CHECK_S), 1.0), IDLE_CHECK_S)
+    return min(max(min(due, default=IDLE_CHECK_S), 2.0), IDLE_CHECK_S)
 
 
 def keep_watching(ledger: Ledger, specs: dict[str, Spec], *, work_pool: str, now: datetime | None = None) -> str | None:
@@ -161,11 +165,33 @@ def _crashed(dead: list[FlowRun]) -> str:
 
 
 def _dead(run: FlowRun, now: datetime) -> bool:
-    """A Running watch run past its start-up while a system goes unprobed: its process is gone."""
+    """A watch run whose process is gone while a system goes unprobed.
+
+    A run whose process was started on this host (``infrastructure_pid`` ``host:pid``, as the cutover
+    worker records it) is dead when that process is; elsewhere, a Running run past its start-up is.
+    """
+    pid = _local_pid(run.infrastructure_pid)
+    if pid is not None and run.state_type in (StateType.RUNNING, StateType.PENDING):
+        return not _alive(pid)
     started = run.start_time
     return run.state_type is StateType.RUNNING and (
         started is None or (now - _aware(started)).total_seconds() > START_GRACE_S
     )
+
+
+def _local_pid(infrastructure_pid: str | None) -> int | None:
+    host, _, number = (infrastructure_pid or "").rpartition(":")
+    return int(number) if host == socket.gethostname() and number.isdigit() else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
 
 def _on_its_way(run: FlowRun, now: datetime) -> bool:
@@ -188,4 +214,7 @@ class WatchKeeper:
         """What :func:`keep_watching` did (None: nothing needed), and the seconds until the next check."""
         specs = self.index.specs()
         said = keep_watching(self.ledger, specs, work_pool=self.work_pool)
-        return said, next_check_in(silence(self.ledger, specs, datetime.now(UTC)))
+        quiet = silence(self.ledger, specs, datetime.now(UTC))
+        if said is None and any(u.silent_s > stale_after_s(u.interval_s) for u in quiet):
+            return None, IDLE_CHECK_S  # unwatched, but no watch deployment of this pool: not this worker's to start
+        return said, next_check_in(quiet)

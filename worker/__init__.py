@@ -33,6 +33,7 @@ Registered with Prefect through this package's ``prefect.collections`` entry poi
 from __future__ import annotations
 
 import contextlib
+import socket
 import tempfile
 import warnings
 from pathlib import Path
@@ -63,7 +64,13 @@ except ImportError:  # another Prefect: importing this package (Prefect loads it
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
 
-__all__ = ["WORKER_TYPE", "CutoverWorker"]
+__all__ = ["WORKER_TYPE", "CutoverWorker", "infrastructure_id"]
+
+
+def infrastructure_id(pid: int) -> str:
+    """A run's ``infrastructure_pid`` as this worker records it: ``host:pid``, so a worker started after
+    this one died can tell a dead run's process from a live one (see :mod:`flows.watch_guard`)."""
+    return f"{socket.gethostname()}:{pid}"
 
 
 class CutoverWorker(ProcessWorker):
@@ -115,11 +122,12 @@ class CutoverWorker(ProcessWorker):
                 except (PrefectException, httpx.HTTPError, CutoverError, SQLAlchemyError) as exc:
                     self._logger.warning("could not check that the watch is alive: %s", redact(str(exc)))
                     said, wait_s = None, 5.0
-                if said is not None and said != last_said:
+                done = said.split("; ", 1)[-1] if said is not None else None  # what was done, not the seconds
+                if said is not None and done != last_said:
                     self._logger.warning("the watch had stopped: %s", said)
                 if said is not None and " started" in said:
                     await self.get_and_submit_flow_runs()  # now, not at the next poll
-                last_said = said
+                last_said = done
                 await anyio.sleep(wait_s)
 
     async def _ensure_recovery(self) -> None:
@@ -188,7 +196,7 @@ class CutoverWorker(ProcessWorker):
         flow_run: FlowRun,
         configuration: ProcessJobConfiguration,
         cwd: Path,
-        task_status: anyio.abc.TaskStatus[int],
+        task_status: anyio.abc.TaskStatus[Any],  # given "host:pid", recorded as the run's infrastructure_pid
     ) -> FlowRunExecutionResult | None:
         execution: FlowRunExecutionResult | None = None
         async with FlowRunExecutorContext() as ctx:
@@ -212,5 +220,5 @@ class CutoverWorker(ProcessWorker):
                 handle = await group.start(execute)
                 if handle.pid is None:
                     raise RuntimeError("Flow run process has no PID")
-                task_status.started(handle.pid)
+                task_status.started(infrastructure_id(handle.pid))
         return execution
