@@ -28,6 +28,7 @@ from prefect.client.schemas.filters import FlowRunFilterStateType as StateTypes
 from prefect.client.schemas.objects import StateType
 from sqlalchemy.pool import NullPool
 
+import tests.fixtures.prefect_server as _servers
 from cutover.ledger import Ledger
 from cutover.settings import Settings
 from cutover.spec import Spec
@@ -40,6 +41,8 @@ from tests.fixtures.ledger import POSTGRES_SERVER, create_database, drop_databas
 from tests.fixtures.prefect_server import kill_group, postgres_backed_server, start_cutover_worker, using_server
 from tests.rollback._retained import cut_over_for_real, estate_spec, whoami
 from tests.specbuilder import write_spec
+
+_servers.START_TIMEOUT_S = 300.0  # a benchmark on a busy machine: the server may take minutes to start
 
 POOL = "bench-rollback"
 WATCH_EVERY_S, WATCH_HANDOVER_S = 60.0, 20.0

@@ -24,12 +24,15 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
+import tests.fixtures.prefect_server as _servers
 from cutover.ledger import Ledger
 from flows.deployments import ensure_watch_deployment, ensure_work_pool
 from tests.fixtures.ledger import POSTGRES_SERVER, create_database, drop_database
 from tests.fixtures.prefect_server import kill_group, postgres_backed_server, start_cutover_worker, using_server
 from tests.flows.test_watch_handover import ProbedEndpoint, retained_system
 from tests.specbuilder import write_spec
+
+_servers.START_TIMEOUT_S = 300.0  # a benchmark on a busy machine: the server may take minutes to start
 
 
 @contextmanager
