@@ -46,6 +46,10 @@ _servers.START_TIMEOUT_S = 300.0  # a benchmark on a busy machine: the server ma
 
 POOL = "bench-rollback"
 WATCH_EVERY_S, WATCH_HANDOVER_S = 300.0, 60.0  # as deployed (flows/deployments.py)
+#: Seconds between rounds (``CUTOVER_BENCH_SETTLE_S``): the warm process a rollback took is replaced
+#: in the background, and on a busy machine its imports take up to a minute; rollbacks back to back
+#: within that minute would measure a cold start no single rollback meets.
+SETTLE_S = float(os.environ.get("CUTOVER_BENCH_SETTLE_S", "60"))
 
 
 @contextmanager

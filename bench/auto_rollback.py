@@ -90,11 +90,12 @@ def main(rounds: int = 3) -> None:
 
 
 def real(rounds: int = 3, stress: bool = False) -> None:
-    from bench._real_rollback import load, loaded, real_setup
+    from bench._real_rollback import SETTLE_S, load, loaded, real_setup
 
     with real_setup("bench-auto") as setup:
         times: list[float] = []
         for n in range(rounds + 1):
+            time.sleep(SETTLE_S if n > 0 else 0)
             spec, _ = setup.retained_system()
             setup.wait_watched(spec)
             target = spec.retention.watch.interval.total_seconds() * spec.retention.watch.failures_to_rollback + 5

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from prefect import get_client
 
-from bench._real_rollback import RealSetup, load, loaded, real_setup
+from bench._real_rollback import SETTLE_S, RealSetup, load, loaded, real_setup
 from tests._polling import wait_until
 
 
@@ -49,6 +49,7 @@ def main(rounds: int = 3, stress: bool = False) -> None:
     with real_setup("bench-click") as setup:
         backs: list[float] = []
         for n in range(rounds + 1):
+            time.sleep(SETTLE_S if n > 0 else 0)
             spec, deployment_id = setup.retained_system()
             setup.wait_watched(spec)
             with loaded(stress and n > 0):
