@@ -112,7 +112,8 @@ def _report(
     interval_s: float,
     work: Path,
 ) -> None:
-    gaps = [g for i in ids for g in _gaps([t for t in endpoint.seen[i] if t <= end], start)]
+    # the end counts as a probe: a system no longer probed at all shows as one long gap, not none
+    gaps = [g for i in ids for g in _gaps([*(t for t in endpoint.seen[i] if t <= end), end], start)]
     largest = max((g for g, _ in gaps), default=0.0)
     load = os.getloadavg()
     print(
@@ -121,7 +122,7 @@ def _report(
         f"{sum(len(endpoint.seen[i]) for i in ids)} probes; load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}"
     )
     for at, how in kills:
-        around = max((g for g, ended in gaps if at <= ended <= at + 180), default=0.0)
+        around = max((g for g, ended in gaps if ended >= at and ended - g <= at), default=0.0)  # the gap spanning it
         print(
             f"  restart by {how} at +{at - start:.0f} s: the gap across it {around:.1f} s = {around / interval_s:.2f} ×"
         )
