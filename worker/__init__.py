@@ -64,6 +64,8 @@ except ImportError:  # another Prefect: importing this package (Prefect loads it
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
 
+    from flows.watch_guard import WatchKeeper
+
 __all__ = ["WORKER_TYPE", "CutoverWorker", "infrastructure_id"]
 
 
@@ -71,6 +73,12 @@ def infrastructure_id(pid: int) -> str:
     """A run's ``infrastructure_pid`` as this worker records it: ``host:pid``, so a worker started after
     this one died can tell a dead run's process from a live one (see :mod:`flows.watch_guard`)."""
     return f"{socket.gethostname()}:{pid}"
+
+
+def _new_keeper(work_pool: str) -> WatchKeeper:
+    from flows.watch_guard import WatchKeeper
+
+    return WatchKeeper(work_pool)
 
 
 class CutoverWorker(ProcessWorker):
@@ -111,10 +119,8 @@ class CutoverWorker(ProcessWorker):
 
     async def _keep_watching(self) -> None:
         """A watch run always alive: started at once when a retained system goes unprobed (flows.watch_guard)."""
-        from flows.watch_guard import WatchKeeper
-
         with self._keeper_scope:
-            keeper = await anyio.to_thread.run_sync(lambda: WatchKeeper(self._work_pool_name))
+            keeper = await anyio.to_thread.run_sync(_new_keeper, self._work_pool_name)  # imports off the loop
             last_said: str | None = None
             while True:
                 try:
