@@ -6,7 +6,13 @@ rollback hook runs the rollback in the watcher's process (on a thread), as the w
 when no rollback deployment exists. Measured: from the fault to the gateway answering from
 ``legacy`` and the rollback recorded as succeeded. Target ≤ interval × K + 5 s (11 s).
 
-Usage: .venv/bin/python bench/auto_rollback.py [ROUNDS]
+``--real``: the same on the real set-up (bench/_real_rollback.py): the scheduled watch deployment's
+runs probe the system on a cutover worker, the rollback is a run of the system's rollback
+deployment in the warm process kept for rollbacks. Measured from the fault (the first failed
+probe is at most one interval later, so this overstates by up to one interval) to the gateway
+answering from ``legacy``; ``--loaded`` runs ``stress-ng --cpu 2`` during the measured rounds.
+
+Usage: .venv/bin/python bench/auto_rollback.py [ROUNDS] [--real [--loaded]]
 """
 
 from __future__ import annotations
@@ -83,5 +89,38 @@ def main(rounds: int = 3) -> None:
         estate.stop()
 
 
+def real(rounds: int = 3, stress: bool = False) -> None:
+    from bench._real_rollback import SETTLE_S, load, loaded, real_setup
+
+    with real_setup("bench-auto") as setup:
+        times: list[float] = []
+        for n in range(rounds + 1):
+            time.sleep(SETTLE_S if n > 0 else 0)
+            spec, _ = setup.retained_system()
+            setup.wait_watched(spec)
+            target = spec.retention.watch.interval.total_seconds() * spec.retention.watch.failures_to_rollback + 5
+            with loaded(stress and n > 0):
+                url = f"{setup.estate.app_url('cloud')}/admin/faults"
+                httpx.post(url, json={"healthy": False}, trust_env=False).raise_for_status()
+                fault = time.perf_counter()
+                elapsed = setup.wait_gateway("legacy", timeout_s=180) - fault
+                figures = f"{elapsed:.2f} s (target ≤ {target:g} s); {load()}"
+            setup.wait_rolled_back(spec)
+            setup.estate.reset()
+            if n == 0:
+                print(f"  warm-up round (worker just started): {figures}")
+                continue
+            times.append(elapsed)
+            print(f"  round {n}: fault → gateway answering from the original in {figures}")
+        print(
+            f"automatic rollback, real worker{' (loaded: stress-ng --cpu 2)' if stress else ''}: median "
+            f"{statistics.median(times):.2f} s over {rounds} (target ≤ interval × K + 5 s = {target:g} s); {load()}"
+        )
+
+
 if __name__ == "__main__":
-    main(*(int(a) for a in sys.argv[1:2]))
+    numbers = [int(a) for a in sys.argv[1:] if not a.startswith("--")][:1]
+    if "--real" in sys.argv:
+        real(*numbers, stress="--loaded" in sys.argv)
+    else:
+        main(*numbers)

@@ -13,6 +13,12 @@ Two designs, in the same run:
   through the ledger's claims (the newer one takes over, the older one yields and ends).
 
 Usage: .venv/bin/python bench/watch_gap.py [HANDOVERS] [SYSTEMS] [INTERVAL_S]
+
+``--real``: the same figure with a real cutover worker, a real Prefect server (PostgreSQL), the
+scheduled watch deployment and real worker restarts (SIGTERM and kill -9), see bench/_watch_gap_real.py::
+
+    .venv/bin/python bench/watch_gap.py --real [--minutes 5] [--restart 2] [--systems 3] [--interval 10]
+        [--every 60] [--handover 20]
 """
 
 from __future__ import annotations
@@ -98,6 +104,29 @@ def main(handovers: int = 10, systems: int = 20, interval_s: float = 1.0) -> Non
         )
 
 
+def real(argv: list[str]) -> None:
+    import argparse
+
+    from bench._watch_gap_real import run
+
+    parser = argparse.ArgumentParser(prog="watch_gap.py --real")
+    parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--restart", type=int, default=2, help="worker restarts, alternately SIGTERM and kill -9")
+    parser.add_argument("--systems", type=int, default=3)
+    parser.add_argument("--interval", type=float, default=10.0, help="the systems' watch interval, seconds")
+    parser.add_argument("--every", type=float, default=60.0, help="a scheduled watch run every ... seconds")
+    parser.add_argument("--handover", type=float, default=20.0, help="... each watching this much longer")
+    args = parser.parse_args(argv)
+    print(
+        f"real worker: {args.minutes:g} min, {args.restart} restarts, {args.systems} systems, interval "
+        f"{args.interval:g} s, a watch run every {args.every:g} s (+{args.handover:g} s hand-over)"
+    )
+    run(args.minutes, args.restart, args.systems, args.interval, args.every, args.handover)
+
+
 if __name__ == "__main__":
-    args = sys.argv[1:4]
-    main(*(int(a) for a in args[:2]), *(float(a) for a in args[2:3]))
+    if "--real" in sys.argv:
+        real([a for a in sys.argv[1:] if a != "--real"])
+    else:
+        args = sys.argv[1:4]
+        main(*(int(a) for a in args[:2]), *(float(a) for a in args[2:3]))

@@ -32,6 +32,7 @@ def rollback(
 ) -> None:
     """Roll SYSTEM back to its retained original: data back, traffic back, the original's health checked."""
     _, spec = find_spec(system)  # an unknown id stops here, before the Prefect server is asked
+    _say_what_it_carries_back(spec)
     deployment_id = _rollback_deployment(system)
     if deployment_id is None:
         _rollback_here(spec)
@@ -47,6 +48,12 @@ def rollback(
     console.print(f"rollback of {system} requested: {flow_run_url(run.id)}")
     if wait:
         _report_flow_run(run.id, system)
+
+
+def _say_what_it_carries_back(spec: Spec) -> None:
+    from tasks.divergence import before_rollback
+
+    console.print(before_rollback(open_ledger(), spec), markup=False)
 
 
 def decommission(system: Annotated[str, typer.Argument(help="The system id, as in its spec.")]) -> None:

@@ -308,9 +308,10 @@ def failure(args: list[str]) -> int:
     """Write a payment on the cloud copy, break it, and show the automatic rollback bring it home."""
     from cutover import lifecycle
     from cutover.ledger import LifecycleState
-    from cutover.runtime import open_ledger
+    from cutover.runtime import find_spec, open_ledger
     from demo.estate import Estate
     from demo.specs import secret_env
+    from tasks.divergence import before_rollback
 
     estate = Estate.load(estate_root())
     os.environ.update(secret_env(estate))
@@ -324,6 +325,7 @@ def failure(args: list[str]) -> int:
     paid.raise_for_status()
     on_cloud = _payments(estate, "cloud")
     say(f"== a payment written through the gateway during the window (cloud copy now has {on_cloud} payments)")
+    say(f"== before any rollback: {before_rollback(ledger, find_spec(SYSTEM)[1], fresh=True)}")
     httpx.post(
         f"{estate.app_url('cloud')}/admin/faults", json={"healthy": False}, timeout=5, trust_env=False
     ).raise_for_status()

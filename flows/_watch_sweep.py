@@ -15,7 +15,8 @@ Then, per system:
   could not start anything); one transient failure between passes does nothing;
 - a readiness check failed → the ``alert`` hook is called; nothing is rolled back;
 - with each readiness round, the cloud copy's divergence since the cutover is measured and recorded
-  (:func:`tasks.divergence.sample`: bounded cost, not at every probe); the ``divergence`` hook
+  (:func:`tasks.divergence.sample`: bounded cost, not at every probe), beside the probes and the
+  decisions, never before them (a large table's count does not delay a rollback); the ``divergence`` hook
   publishes it when it changed, or once an hour.
 
 The hooks act (see :mod:`flows._watch_hooks`); this module only decides, so it is tested and
@@ -150,9 +151,8 @@ async def sweep_once(
     due = [spec for spec in watched if _due(state.last_health, spec, _interval(spec), now)]
     ready_due = [spec for spec in watched if _due(state.last_ready, spec, state.readiness_every.total_seconds(), now)]
     sampled = [] if state.yielding else ready_due  # the run handing over leaves the samples to the newer one
-    readiness, samples = await asyncio.gather(
-        _probe_readiness(ready_due, settings), _sample_divergence(ledger, sampled)
-    )
+    sampling = asyncio.ensure_future(_sample_divergence(ledger, sampled))  # never delays a probe or a rollback
+    readiness = await _probe_readiness(ready_due, settings)
     claimed = await asyncio.to_thread(_claim, ledger, due, state)
     report.lost = sum(len(_checks(spec)) for spec in due) - len(claimed)
     probes, streaks = await _probe_and_record(ledger, due, claimed, readiness, concurrency)
@@ -162,10 +162,11 @@ async def sweep_once(
     for spec in ready_due:
         state.last_ready[spec.system.id] = now
     _tally(report, probes, readiness)
-    report.divergence = {system_id: found for system_id, found in samples.items() if isinstance(found, str)}
-    await asyncio.to_thread(_publish, watched, samples, hooks, state, report)
     last = {(system_id, p.check): p for system_id, p in probes}
     await asyncio.to_thread(_act, watched, (streaks, last), readiness, hooks, state, report)
+    samples = await sampling
+    report.divergence = {system_id: found for system_id, found in samples.items() if isinstance(found, str)}
+    await asyncio.to_thread(_publish, watched, samples, hooks, state, report)
     report.duration_s = time.perf_counter() - started
     return report
 

@@ -8,7 +8,7 @@ rollback holds the system, a cutover is running, the system is not in retention 
 decommissioned) does nothing: its flow run ends ``Completed`` under the name ``Refused``, with the
 reason (naming the run that holds the lock) as its message. Before anything, the run logs what
 the watch last measured: "this rollback carries back N changed rows; the original is M seconds
-behind" (:func:`tasks.divergence.rollback_notice`). An incomplete rollback fails the flow
+behind" (:func:`tasks.divergence.before_rollback`, the line ``cutover rollback`` and the demo print too). An incomplete rollback fails the flow
 run, loudly, naming what is left to do.
 """
 
@@ -24,13 +24,13 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.client.schemas.objects import FlowRun, State
 from prefect.states import Completed
 
-from cutover.errors import ConcurrencyRefused, CutoverError, RetentionError, RollbackIncomplete
+from cutover.errors import ConcurrencyRefused, RetentionError, RollbackIncomplete
 from cutover.runtime import find_spec, open_ledger
 from cutover.secrets import redact
 from flows._context import current_flow_run_id, holder_state, run_logger
 from flows.deployments import VIA_PREFECT
 from rollback import RollbackOutcome, RollbackState, run_rollback
-from tasks.divergence import current, data_sources, rollback_notice
+from tasks.divergence import before_rollback
 from tasks.report import artifact_key
 from tasks.steps import step_table
 
@@ -60,10 +60,7 @@ def rollback_flow(
     logger.info("rollback of %s requested by %s: %s", system_id, actor, reason)
     _, spec = find_spec(system_id)
     ledger = open_ledger()
-    try:
-        logger.info(redact(rollback_notice(current(ledger, system_id), data_declared=bool(data_sources(spec)))))
-    except CutoverError as exc:
-        logger.warning("how much this rollback carries back is unknown: %s", redact(str(exc)))
+    logger.info(before_rollback(ledger, spec))
     try:
         outcome = run_rollback(
             spec,

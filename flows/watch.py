@@ -11,7 +11,9 @@ probed by one of them per interval, its failure count carried in the ledger's ro
 finds its checks taken by another sweeps twice as often, so it takes them over within about half
 an interval once the other ends. Past ``duration_s - handover_s`` a run yields: it probes a check
 only when nobody has for 1.25 intervals (the newer run claims at 0.9), and it ends as soon as a
-sweep finds every due check taken by the newer run. What a sweep does and decides is in
+sweep finds every due check taken by the newer run. A watch run killed with its worker is replaced
+by the next worker as it starts, without waiting for Prefect's zombie detection
+(:mod:`flows.watch_guard`). What a sweep does and decides is in
 :mod:`flows._watch_sweep`; what it does about it (rollback, alert) in :mod:`flows._watch_hooks`.
 """
 

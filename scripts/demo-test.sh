@@ -18,6 +18,8 @@ leftovers() {
 }
 check demo make demo AUTO_SIGN=1
 check demo-failure make demo-failure
+# demo-failure says what the rollback carries back before the rollback starts
+check divergence-shown-before-rollback grep -q "before any rollback: this rollback carries back" .demo-test-demo-failure.log
 check demo-stop make demo-stop
 sleep 1
 check no-process-left leftovers

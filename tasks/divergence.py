@@ -24,6 +24,7 @@ Public surface::
     current_by_system(ledger) -> dict[str, DivergenceSample]
     Divergence.from_sample(row)  .describe()  .table_rows()
     summary(row) -> str            rollback_notice(row) -> str        markdown(row) -> list[str]
+    before_rollback(ledger, spec, *, fresh=False) -> str   (the line every rollback says before it starts)
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ __all__ = [
     "Divergence",
     "Method",
     "TableChange",
+    "before_rollback",
     "current",
     "current_by_system",
     "data_sources",
@@ -356,6 +358,24 @@ def rollback_notice(row: DivergenceSample | None, *, data_declared: bool = True)
         return f"this rollback carries back an unknown number of changed rows {measured}: " + "; ".join(found.problems)
     rows = _rows_phrase(found.changed_rows, found.approximate)
     return f"this rollback carries back {rows}; {_behind_phrase(found.behind_s, found.lag_bytes, found.replicated)} {measured}"
+
+
+def before_rollback(ledger: Ledger, spec: Spec, *, fresh: bool = False) -> str:
+    """The line a rollback says before it starts (the rollback flow, ``cutover rollback``, the demo).
+
+    The watch's newest sample by default (no database read: a rollback does not wait for a count);
+    ``fresh`` (or no sample yet in the open window) measures the cloud copy now and records it. What
+    cannot be read is said, never raised: the rollback goes on either way.
+    """
+    if not data_sources(spec):
+        return rollback_notice(None, data_declared=False)
+    try:
+        found = current(ledger, spec.system.id)
+        if fresh or found is None:
+            found = sample(ledger, spec) or found
+    except (CutoverError, SQLAlchemyError) as exc:
+        return redact(f"how much this rollback carries back is unknown: {exc}")
+    return redact(rollback_notice(found))
 
 
 def markdown(row: DivergenceSample) -> list[str]:

@@ -17,6 +17,11 @@ One more warm process is kept for rollback runs only (flow ``rollback``, automat
 a scheduled watch or a cutover holding the shared warm processes never makes a rollback wait for
 a cold start. It is replaced as soon as a rollback takes it.
 
+Each worker also keeps the watch alive (:mod:`flows.watch_guard`): as it starts, and whenever a
+retained system would next go unprobed, it checks that somebody probes; if nobody has for about
+an interval (a worker restart killed the watch run), it marks the dead watch runs Crashed and
+starts a watch run at once, submitting it itself without waiting for its next poll.
+
 A pool whose job template sets an explicit ``command`` runs that command instead, exactly as the
 process worker does. It builds on Prefect 3.9's runner (``FlowRunExecutorContext``, process
 handles, the control channel for cancellation), hence ``prefect>=3.9.1``;
@@ -28,6 +33,7 @@ Registered with Prefect through this package's ``prefect.collections`` entry poi
 from __future__ import annotations
 
 import contextlib
+import socket
 import tempfile
 import warnings
 from pathlib import Path
@@ -40,7 +46,10 @@ import prefect
 from prefect.exceptions import PrefectException
 from prefect.flows import load_flow_from_flow_run
 from prefect.workers.process import ProcessJobConfiguration, ProcessWorker, ProcessWorkerResult
+from sqlalchemy.exc import SQLAlchemyError
 
+from cutover.errors import CutoverError
+from cutover.secrets import redact
 from cutover.settings import WORKER_TYPE, get_settings
 from worker._version import check_prefect_version
 
@@ -55,7 +64,21 @@ except ImportError:  # another Prefect: importing this package (Prefect loads it
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
 
-__all__ = ["WORKER_TYPE", "CutoverWorker"]
+    from flows.watch_guard import WatchKeeper
+
+__all__ = ["WORKER_TYPE", "CutoverWorker", "infrastructure_id"]
+
+
+def infrastructure_id(pid: int) -> str:
+    """A run's ``infrastructure_pid`` as this worker records it: ``host:pid``, so a worker started after
+    this one died can tell a dead run's process from a live one (see :mod:`flows.watch_guard`)."""
+    return f"{socket.gethostname()}:{pid}"
+
+
+def _new_keeper(work_pool: str) -> WatchKeeper:
+    from flows.watch_guard import WatchKeeper
+
+    return WatchKeeper(work_pool)
 
 
 class CutoverWorker(ProcessWorker):
@@ -89,7 +112,29 @@ class CutoverWorker(ProcessWorker):
     async def setup(self) -> None:
         await super().setup()
         await self.warm.fill()  # first: the warm process imports while the automations are made
+        self._keeper_scope = anyio.CancelScope()
+        if self._runs_task_group is not None:
+            self._runs_task_group.start_soon(self._keep_watching)
         await self._ensure_recovery()
+
+    async def _keep_watching(self) -> None:
+        """A watch run always alive: started at once when a retained system goes unprobed (flows.watch_guard)."""
+        with self._keeper_scope:
+            keeper = await anyio.to_thread.run_sync(_new_keeper, self._work_pool_name)  # imports off the loop
+            last_said: str | None = None
+            while True:
+                try:
+                    said, wait_s = await anyio.to_thread.run_sync(keeper.check)
+                except (PrefectException, httpx.HTTPError, CutoverError, SQLAlchemyError) as exc:
+                    self._logger.warning("could not check that the watch is alive: %s", redact(str(exc)))
+                    said, wait_s = None, 5.0
+                done = said.split("; ", 1)[-1] if said is not None else None  # what was done, not the seconds
+                if said is not None and done != last_said:
+                    self._logger.warning("the watch had stopped: %s", said)
+                if said is not None and " started" in said:
+                    await self.get_and_submit_flow_runs()  # now, not at the next poll
+                last_said = done
+                await anyio.sleep(wait_s)
 
     async def _ensure_recovery(self) -> None:
         """Zombie detection and automatic resume on this worker's pool (idempotent, see flows.recovery)."""
@@ -101,6 +146,9 @@ class CutoverWorker(ProcessWorker):
         await anyio.to_thread.run_sync(lambda: ensure_recovery(self._work_pool_name, silence=silence))
 
     async def teardown(self, *exc_info: Any) -> None:
+        keeper = getattr(self, "_keeper_scope", None)
+        if keeper is not None:
+            keeper.cancel()
         try:
             await super().teardown(*exc_info)
         finally:
@@ -154,7 +202,7 @@ class CutoverWorker(ProcessWorker):
         flow_run: FlowRun,
         configuration: ProcessJobConfiguration,
         cwd: Path,
-        task_status: anyio.abc.TaskStatus[int],
+        task_status: anyio.abc.TaskStatus[Any],  # given "host:pid", recorded as the run's infrastructure_pid
     ) -> FlowRunExecutionResult | None:
         execution: FlowRunExecutionResult | None = None
         async with FlowRunExecutorContext() as ctx:
@@ -178,5 +226,5 @@ class CutoverWorker(ProcessWorker):
                 handle = await group.start(execute)
                 if handle.pid is None:
                     raise RuntimeError("Flow run process has no PID")
-                task_status.started(handle.pid)
+                task_status.started(infrastructure_id(handle.pid))
         return execution

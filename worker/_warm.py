@@ -3,7 +3,7 @@
 :class:`WarmProcesses` keeps ``size`` processes of :mod:`worker._zygote` ready, plus ``reserved``
 more that only runs of the flows in ``reserved_for`` (the rollback) may take: a rollback never
 waits for a cold start because a watch or cutover run holds the shared ones. :meth:`take`
-hands one out (and starts its replacement at once); :meth:`refresh` replaces any that died or grew older
+hands one out at once and starts its replacement in the background (:meth:`filled` waits for it); :meth:`refresh` replaces any that died or grew older
 than ``max_age_s`` (so an upgraded library is picked up within that time); :meth:`close` ends the
 idle ones. :class:`WarmEngineStarter` is the Prefect runner "starter" that gives a flow run to a
 warm process with the environment ``python -m prefect.engine`` would have received.
@@ -11,6 +11,7 @@ warm process with the environment ``python -m prefect.engine`` would have receiv
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -98,6 +99,7 @@ class WarmProcesses:
         self._ready: list[WarmProcess] = []
         self._reserve: list[WarmProcess] = []
         self._filling = anyio.Lock()
+        self._refills: set[asyncio.Task[None]] = set()
 
     async def _start_one(self) -> WarmProcess:
         process = await anyio.open_process(zygote_command(), stdin=-1, stdout=None, stderr=None, env=dict(os.environ))
@@ -117,9 +119,24 @@ class WarmProcesses:
         A run of a flow in ``reserved_for`` takes from the reserve first; other runs never do.
         """
         shelves = [self._reserve, self._ready] if flow_name in self.reserved_for else [self._ready]
-        candidate = await self._first_alive(shelves) or await self._start_one()
-        await self.fill()
-        return candidate
+        candidate = await self._first_alive(shelves)
+        self._refill_soon()  # the run does not wait for its replacement to be spawned
+        return candidate or await self._start_one()
+
+    def _refill_soon(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.fill())
+        self._refills.add(task)
+        task.add_done_callback(self._refilled)
+
+    def _refilled(self, task: asyncio.Task[None]) -> None:
+        self._refills.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved, not raised: a failed refill is made good by the next take or refresh
+
+    async def filled(self) -> None:
+        """Wait until the replacements started by :meth:`take` are spawned."""
+        while self._refills:
+            await asyncio.gather(*list(self._refills), return_exceptions=True)
 
     async def _first_alive(self, shelves: list[list[WarmProcess]]) -> WarmProcess | None:
         for shelf in shelves:
@@ -157,6 +174,7 @@ class WarmProcesses:
 
     async def close(self) -> None:
         """End every idle process."""
+        await self.filled()
         idle = self._ready + self._reserve
         self._ready, self._reserve = [], []
         for warm in idle:

@@ -40,6 +40,10 @@ PRELOAD: tuple[str, ...] = (
     "sqlalchemy.orm",
     "sqlalchemy.dialects.sqlite",
     "sqlalchemy.dialects.postgresql",
+    "alembic.command",  # the ledger's schema check (cutover.runtime.open_ledger) at every run's start
+    "alembic.config",
+    "alembic.runtime.migration",
+    "alembic.script",
     "psycopg",
     "paramiko",
     "cryptography.fernet",

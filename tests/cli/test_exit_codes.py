@@ -165,3 +165,17 @@ def test_the_readmes_exit_code_table_lists_each_code_of_the_command_with_its_mea
 def test_each_exit_code_of_the_readme_is_shown_by_a_real_command_above() -> None:
     shown = {case.code for case in CASES.values()}
     assert shown == set(ExitCode)
+
+
+def test_cutover_rollback_says_what_it_carries_back_before_it_starts(specs: Path) -> None:
+    ledger = open_ledger()
+    try:
+        _retained_whose_rollback_fails(ledger, specs)
+    finally:
+        ledger.dispose()
+
+    with temporary_settings(updates={PREFECT_API_URL: None}):
+        result = CliRunner().invoke(cli.register_commands(), ["rollback", "retained"])
+
+    first = result.stdout.splitlines()[0]
+    assert first.startswith("this rollback carries back no database the spec declares"), result.stdout

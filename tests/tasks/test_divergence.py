@@ -13,7 +13,16 @@ import sqlalchemy as sa
 
 from cutover.ledger import Ledger, RunKind
 from cutover.spec import Spec
-from tasks.divergence import Divergence, Method, measure, rollback_notice, sample, summary, take_baseline
+from tasks.divergence import (
+    Divergence,
+    Method,
+    before_rollback,
+    measure,
+    rollback_notice,
+    sample,
+    summary,
+    take_baseline,
+)
 from tasks.replication import drop_all, start_forward, turn_around, wait_caught_up
 from tests._polling import wait_until
 from tests.fixtures.pg_cluster import PgPair
@@ -263,6 +272,33 @@ def test_the_watch_sample_is_recorded_and_read_back_for_status_and_the_rollback(
         "this rollback carries back approximately 1 changed rows; the original is"
     )
     assert "seconds behind" in rollback_notice(latest)
+
+
+def test_before_a_rollback_the_watchs_newest_sample_is_said_and_fresh_measures_now(
+    spec_with_data: MakeSpec, ledger: Ledger, new_system: NewSystem, sqlite_pair: tuple[str, str]
+) -> None:
+    system_id = new_system(ledger)
+    spec = spec_with_data(*sqlite_pair, system_id=system_id)
+    run = ledger.create_run(system_id, RunKind.CUTOVER)
+    ledger.open_retention_window(system_id, run.id, ledger.now() + timedelta(days=92))
+    ledger.record_divergence_baseline(system_id, run.id, take_baseline(spec))
+
+    first = before_rollback(ledger, spec)  # no sample yet: measured now
+    run_sql(sqlite_pair[1], "DELETE FROM payments WHERE id = 7")
+    newest = before_rollback(ledger, spec)  # the sample just recorded: no database read
+    fresh = before_rollback(ledger, spec, fresh=True)
+
+    assert first.startswith("this rollback carries back 0 changed rows; the original is")
+    assert newest.startswith("this rollback carries back 0 changed rows")
+    assert fresh.startswith("this rollback carries back approximately 1 changed rows; the original is")
+
+
+def test_before_a_rollback_of_a_system_without_data_it_says_nothing_is_carried(
+    ledger: Ledger, new_system: NewSystem
+) -> None:
+    spec = Spec.model_validate(base_spec(new_system(ledger)))
+
+    assert before_rollback(ledger, spec).startswith("this rollback carries back no database the spec declares")
 
 
 def test_a_rollback_before_any_sample_says_so(ledger: Ledger, new_system: NewSystem) -> None:

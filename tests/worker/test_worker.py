@@ -69,6 +69,7 @@ def test_taking_a_warm_process_starts_its_replacement_and_close_ends_them() -> N
         await warm.fill()
         first_pid = warm.pids()[0]
         taken = await warm.take()
+        await warm.filled()
         assert taken.process.pid == first_pid and warm.pids() != [first_pid] and len(warm.pids()) == 1
         await taken.retire()
         assert taken.process.returncode is not None
@@ -89,6 +90,7 @@ def test_a_rollback_takes_the_reserved_warm_process_which_other_runs_never_take(
         busy = [await warm.take("watch-retention"), await warm.take("cutover")]
         assert reserved and not {w.process.pid for w in busy} & set(reserved)
         rollback = await warm.take("rollback")
+        await warm.filled()
         assert [rollback.process.pid] == reserved
         assert len(warm.reserved_pids()) == 1 and warm.reserved_pids() != reserved  # refilled at once
         for taken in (*busy, rollback):
