@@ -35,3 +35,28 @@ pytest_plugins = [
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Remove the process's home again."""
     shutil.rmtree(_HOME, ignore_errors=True)
+
+
+#: The modules that take longest, longest first. They are handed out first, so no process is left
+#: running one of them alone at the end (a module's tests stay in one process; the order of the
+#: tests inside a module is kept).
+LONGEST_FIRST = (
+    "tests/worker/test_worker.py",
+    "tests/tasks/test_signoff_deadline.py",
+    "tests/tasks/test_signoff_terminal.py",
+    "tests/cli/test_terminal_path.py",
+    "tests/tasks/test_signoff_flow.py",
+    "tests/flows/test_deployments.py",
+    "tests/test_readme_production.py",
+    "tests/flows/test_replication_way_back.py",
+    "tests/ui/test_signoff_ui.py",
+    "tests/flows/test_saga.py",
+    "tests/flows/test_process_worker.py",
+    "tests/flows/test_rollback.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put the longest modules first (see LONGEST_FIRST), everything else after them in its order."""
+    rank = {path: n for n, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))

@@ -173,7 +173,7 @@ def test_a_stale_expected_state_is_refused_and_changes_nothing(ledger: Ledger, n
 
 
 def test_an_unregistered_system_is_refused_as_unknown(ledger: Ledger) -> None:
-    with pytest.raises(UnknownSystem, match="'nobody' is not in the ledger; register it"):
+    with pytest.raises(UnknownSystem, match="'nobody' is not in the ledger; check the id; `cutover plan` registers"):
         transition(ledger, "nobody", S.TESTED, actor="ops", reason="x")
 
 

@@ -25,7 +25,7 @@ from cutover.approvers import (
     verify_code,
     verify_statement,
 )
-from cutover.errors import ConfigurationError, SignatureInvalid
+from cutover.errors import ConfigurationError, SignatureInvalid, UnknownApprover
 from cutover.ledger import Decision, Ledger, Party, RunKind, Signature
 from cutover.lifecycle import register_system
 from cutover.settings import Settings, get_settings
@@ -285,7 +285,7 @@ def test_an_approver_without_a_key_is_told_how_to_enroll_and_an_unknown_one_cann
     approver_id = unique_id("li")
     with pytest.raises(SignatureInvalid, match=r"not enrolled with an SM2 key.*cutover approver keygen"):
         verify_statement(ledger, *_signed(approver_id, sm2.generate_key()))
-    with pytest.raises(ConfigurationError, match="is not enrolled; `cutover approver list`"):
+    with pytest.raises(UnknownApprover, match="is not enrolled; `cutover approver list`"):
         revoke(ledger, approver_id, actor="admin")
     enroll_key(ledger, approver_id, "李四", Party.DEPARTMENT, _key_pem(sm2.generate_key()), actor="a", source="k")
     with pytest.raises(SignatureInvalid, match=r"has no TOTP secret: they sign with an SM2 key"):
