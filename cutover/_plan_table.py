@@ -27,6 +27,7 @@ from cutover._xlsx_rows import excel_date, sheet_rows
 from cutover.errors import PlanTableInvalid, TableProblem
 from cutover.ledger import RoadmapStatus
 from cutover.plan import (
+    BASE_HEADERS,
     CONSOLIDATE_PREFIX,
     DISPOSITION_LABELS,
     HOSTING_OWN,
@@ -37,15 +38,7 @@ from cutover.plan import (
 )
 from cutover.spec import Disposition, SystemInfo
 
-DEPARTMENT, SYSTEM, HOSTING, DISPOSITION, TARGET, CUTOVER, REASON = (
-    "部门",
-    "系统名称",
-    "当前托管方式",
-    "处置方式",
-    "迁移目标",
-    "计划迁移时间",
-    "不迁移原因",
-)
+_NUMBER, DEPARTMENT, SYSTEM, HOSTING, DISPOSITION, TARGET, CUTOVER, REASON, _STATUS = BASE_HEADERS
 REQUIRED = (DEPARTMENT, SYSTEM, HOSTING, DISPOSITION, CUTOVER)
 _TEST, _SIGNOFF, _RETENTION, _DECOMMISSION = ROADMAP_DATE_HEADERS
 _DATE_FIELDS = dict(
