@@ -71,11 +71,15 @@ def test_a_changed_and_a_missing_row_are_named_by_key(
     change(target, "INSERT INTO insured VALUES ('c9999', '温州')")
     result = verify_databases(source, target, ["payments", "insured"])
     payments, insured = result.tables
-    assert not payments.matches and payments.differing_keys == ["17 (values differ)", "42 (only in source)"]
+    assert not payments.matches
+    assert payments.differing_keys == [
+        "17 (values differ: amount '21.25' in the source, '0.00' in the target)",
+        "42 (only in source)",
+    ]
     assert insured.differing_keys == ["c9999 (only in target)"]
     with pytest.raises(
         DataMismatch,
-        match=r"payments: expected the target to match the source row for row; source 500 rows .* target 499 rows .*17 \(values differ\)",
+        match=r"payments: expected the target to match the source row for row; source 500 rows .* target 499 rows .*17 \(values differ: amount '21.25' in the source",
     ):
         result.raise_for_mismatch("step verify-rows")
 

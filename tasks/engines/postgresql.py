@@ -1,0 +1,69 @@
+"""PostgreSQL (and PostgreSQL-compatible engines such as KingbaseES, by subclassing :class:`Adapter`).
+
+The normal form is written in SQL, so a table's checksum is computed by the server in one pass:
+``to_char`` for dates and times (``AT TIME ZONE`` for timestamptz), ``encode(.., 'hex')`` for bytea,
+``round(.., scale)`` for numerics, and the row's MD5 over its UTF-8 bytes. Text keys sort
+``COLLATE "C"``: UTF-8 byte order, which is code-point order. Each connection first runs the
+adapter's ``setup`` (room for an exported snapshot: ``SET TRANSACTION SNAPSHOT``).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from tasks.engines.base import SqlEngine, TableDigest, sql_literal
+from tasks.engines.normal_form import MOD, Field, Kind, Plan
+
+_MOMENT = "'YYYY-MM-DD HH24:MI:SS.US'"
+_DIGEST = (
+    "SELECT count(*), coalesce(sum(('x' || left(md5(convert_to({row}, 'UTF8')), 16))::bit(64)::bigint::numeric), 0) "
+    "FROM (SELECT {texts} FROM {table}) t"
+)
+_NATIVE = "SELECT count(*), coalesce(sum(('x' || left(md5(t::text), 16))::bit(64)::bigint::numeric), 0) FROM {table} t"
+
+
+class Adapter(SqlEngine):
+    """PostgreSQL through psycopg."""
+
+    name = "postgresql"
+
+    def text_sql(self, f: Field, plan: Plan) -> str | None:
+        q, source = self.quote(f.column.name), f.column.kind
+        if f.kind is Kind.BOOLEAN:
+            truth = q if source is Kind.BOOLEAN else f"{q} <> 0"
+            return f"CASE WHEN {truth} THEN '1' WHEN NOT {truth} THEN '0' END"
+        if f.kind is Kind.INTEGER:
+            return f"trim_scale({q})::text" if source is Kind.DECIMAL else f"{q}::text"
+        if f.kind is Kind.DECIMAL:
+            return f"trim_scale({q})::text" if f.scale is None else f"round({q}, {f.scale})::text"
+        if f.kind is Kind.FLOAT:
+            return f"round({q}::numeric, {plan.form.float_decimals})::text"
+        if f.kind is Kind.CHAR:
+            return f"rtrim({q}::text, ' ')"
+        if f.kind is Kind.BINARY:
+            return f"encode({q}, 'hex')"
+        if f.kind is Kind.DATE:
+            return f"to_char({q}, 'YYYY-MM-DD')"
+        if f.kind is Kind.TIME:
+            return f"to_char({q}, 'HH24:MI:SS.US')"
+        if f.kind is Kind.TIMESTAMP:
+            moment = f"({q} AT TIME ZONE {sql_literal(plan.form.time_zone)})" if f.column.aware else q
+            return f"to_char({moment}, {_MOMENT})"
+        return f"{q}::text"  # TEXT, OTHER
+
+    def digest_sql(self, texts: list[str], table: str) -> str | None:
+        names = [f"f{i}" for i in range(len(texts))]
+        fields = " || ".join(f"coalesce(char_length({n})::text || ':' || {n}, 'N')" for n in names)
+        columns = ", ".join(f"{t} AS {n}" for t, n in zip(texts, names, strict=True))
+        return _DIGEST.format(row=f"({fields})", texts=columns, table=table)
+
+    def order_sql(self, f: Field) -> str:
+        q = self.quote(f.column.name)
+        return f'{q} COLLATE "C"' if f.kind in (Kind.TEXT, Kind.CHAR) else q
+
+    def native_digest(self, table: str) -> TableDigest:
+        """PostgreSQL's own row text hashed (fast; comparable only with a table of the same column types)."""
+        with self.connect() as connection:
+            query = _NATIVE.format(table=self.table_sql(table))
+            rows, total = connection.execute(sa.text(query)).one()
+        return TableDigest(table, int(rows), f"{int(total) % MOD:016x}", "postgresql-md5-64")
