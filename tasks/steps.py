@@ -22,6 +22,7 @@ from cutover.secrets import redact, resolve
 from cutover.spec import DataVerifyStep, HttpCheckStep, SshStep, Step
 from tasks import replication_steps
 from tasks.data import verify_databases
+from tasks.engines import NormalForm
 from tasks.health import probe
 from tasks.replication_steps import ReplicationStep
 from tasks.ssh import CommandName, StepContext, fan_out, run_ssh_step
@@ -177,7 +178,8 @@ def _check(ctx: StepContext, step: HttpCheckStep | DataVerifyStep) -> dict[str, 
 def _verify(ctx: StepContext, step: DataVerifyStep) -> dict[str, Any]:
     source = resolve(ctx.spec, step.source).get_secret_value()
     target = resolve(ctx.spec, step.target).get_secret_value()
-    result = verify_databases(source, target, step.tables, keys=step.keys, chunk_rows=step.chunk_rows)
+    form = NormalForm(float_decimals=step.float_decimals, time_zone=step.time_zone)
+    result = verify_databases(source, target, step.tables, keys=step.keys, chunk_rows=step.chunk_rows, form=form)
     if ctx.log:
         for table in result.tables:
             ctx.log(f"{step.id}: {table.describe()}")
