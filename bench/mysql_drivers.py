@@ -3,7 +3,7 @@
 Fills one table on the MariaDB at 127.0.0.1:3306 (a fresh database, dropped at the end), then per driver
 (PyMySQL, mysqlclient, mysql-connector-python) streams every row with an unbuffered cursor and runs the
 pushed-down normal-form checksum the verification uses; median of ROUNDS, load average printed beside.
-Usage: .venv/bin/python bench/mysql_drivers.py [ROWS] [ROUNDS]
+Usage: .venv/bin/python bench/mysql_drivers.py [ROWS] [ROUNDS] [DRIVER ...]
 """
 
 from __future__ import annotations
@@ -70,11 +70,14 @@ def main() -> None:
     try:
         print(f"rows: {rows:,}; rounds: {rounds}; load average before: {os.getloadavg()}")
         for name, driver in DRIVERS.items():
+            if sys.argv[3:] and name not in sys.argv[3:]:
+                continue
             fetch = statistics.median(timed(stream, driver, database) for _ in range(rounds))
             push = statistics.median(timed(pushed_down, driver, database) for _ in range(rounds))
             print(
                 f"{name:24} stream all rows: {fetch:6.2f} s = {rows / fetch:>9,.0f} rows/s; "
-                f"pushed-down checksum (both sides): {push:5.2f} s; load {os.getloadavg()[0]:.1f}"
+                f"pushed-down checksum (both sides): {push:5.2f} s; load {os.getloadavg()[0]:.1f}",
+                flush=True,
             )
     finally:
         with admin.connect() as connection:

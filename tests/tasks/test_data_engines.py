@@ -14,6 +14,9 @@ import sqlalchemy as sa
 
 from cutover.errors import DataMismatch, SchemaMismatch
 from tasks.data import verify_databases
+from tasks.engines import NormalForm, open_engine
+from tasks.engines.base import streamed_digest
+from tasks.engines.normal_form import plan_alone
 
 ROWS = 120
 MARIADB_ACCOUNTS = """CREATE TABLE accounts (
@@ -217,3 +220,22 @@ def test_a_mysql_timestamp_is_compared_as_the_instant_it_stores(
     result = verify_databases(source, target, ["events"])
 
     assert result.matches, result.tables[0].describe()
+
+
+@pytest.mark.parametrize("engine", ["mariadb", "postgresql"])
+def test_the_checksum_a_server_computes_equals_the_one_computed_from_its_streamed_rows(
+    make_mariadb_database: Callable[[], str], make_pg_database: Callable[[], str], engine: str
+) -> None:
+    url = fill_accounts(make_mariadb_database() if engine == "mariadb" else make_pg_database(), engine=engine)
+    adapter = open_engine(url)
+    try:
+        plan = plan_alone(adapter.shape("accounts"), None, NormalForm())
+        on_the_server = adapter.pushed_down_digest(plan)
+        streamed = streamed_digest(adapter, plan, chunk_rows=50)
+    finally:
+        adapter.dispose()
+
+    assert on_the_server is not None and "on the server" in on_the_server.method
+    assert (
+        (on_the_server.rows, on_the_server.checksum) == (streamed.rows, streamed.checksum) == (ROWS, streamed.checksum)
+    )
