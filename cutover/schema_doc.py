@@ -53,8 +53,10 @@ A row's text is its columns' texts in column-name order, each written `N` (NULL)
 `<length in code points>:<text>`. A row's digest is the first 8 bytes of the MD5 of that text's
 UTF-8, big-endian; a table's checksum is the sum of its rows' digests modulo 2^64, so row order does
 not matter. PostgreSQL and MariaDB/MySQL compute it on the server (one pass, no rows sent); SQLite,
-and a MySQL `TIMESTAMP` column when the server has no time zone tables, stream the rows in chunks of
-`chunk_rows` and compute it in the tool, with the same result.
+and a table with a MySQL `TIMESTAMP` column when the server has no time zone tables (load them with
+`mariadb-tzinfo-to-sql /usr/share/zoneinfo | mariadb mysql` to compute it on the server), stream the
+rows in chunks of `chunk_rows` and compute it in the tool, with the same result; memory stays bounded
+by one chunk either way.
 
 When two tables differ, the first differing keys (up to 10 per table) are named in key order — keys
 sorted by code point (UTF-8 bytes), whatever collation a column declares — with each differing
