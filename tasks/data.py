@@ -28,7 +28,6 @@ from cutover.secrets import redact
 from tasks.engines import Engine, NormalForm, TableDigest, open_engine, stream_digest
 from tasks.engines.base import streamed_digest
 from tasks.engines.normal_form import Plan, SchemasDiffer, key_value, plan_pair
-from tasks.engines.postgresql import Adapter as PostgresqlAdapter
 
 _PARALLEL_FROM_ROWS = 100_000
 _FIRST_KEYS = 10
@@ -187,20 +186,25 @@ def _side_digest(side: _Side, plan: Plan, chunk_rows: int, processes: Executor) 
 def _native(
     sides: tuple[_Side, _Side], plans: dict[str, tuple[Plan, Plan]]
 ) -> dict[str, tuple[TableDigest, TableDigest]]:
-    """Both sides PostgreSQL with the same declared types: PostgreSQL hashes its own row text (fastest);
-    the tables that differ that way are computed again in normal form."""
+    """Both sides on the same kind of engine with the same declared types: the engine hashes its own text
+    of the values (fastest, PostgreSQL and MariaDB); the tables that differ that way, or that the engine
+    cannot hash so, are computed again in normal form."""
     a, b = sides[0].engine, sides[1].engine
-    if not (isinstance(a, PostgresqlAdapter) and isinstance(b, PostgresqlAdapter)):
+    if a.name != b.name:
         return {}
-    same = [
-        t
-        for t, (p, q) in plans.items()
-        if [f.column.declared for f in p.fields] == [f.column.declared for f in q.fields]
-    ]
+    same = {
+        t: p
+        for t, p in plans.items()
+        if [f.column.declared for f in p[0].fields] == [f.column.declared for f in p[1].fields]
+    }
     with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {t: (pool.submit(a.native_digest, t), pool.submit(b.native_digest, t)) for t in same}
+        futures = {t: (pool.submit(a.native_digest, p), pool.submit(b.native_digest, q)) for t, (p, q) in same.items()}
         digests = {t: (x.result(), y.result()) for t, (x, y) in futures.items()}
-    return {t: d for t, d in digests.items() if (d[0].rows, d[0].checksum) == (d[1].rows, d[1].checksum)}
+    return {
+        t: (x, y)
+        for t, (x, y) in digests.items()
+        if x is not None and y is not None and (x.rows, x.checksum) == (y.rows, y.checksum)
+    }
 
 
 def _pool() -> Executor:

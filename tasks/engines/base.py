@@ -49,6 +49,10 @@ class Engine(Protocol):
     def pushed_down_digest(self, plan: Plan) -> TableDigest | None:
         """The normal-form checksum computed by the server, or None when its SQL cannot write the normal form."""
 
+    def native_digest(self, plan: Plan) -> TableDigest | None:
+        """A faster checksum in the engine's own text of values, comparable only with the same engine and the
+        same declared types (a difference is then checked again in normal form); None: the engine has none."""
+
     def texts(self, plan: Plan, chunk_rows: int, *, ordered: bool = False) -> Iterator[list[str | None]]:
         """Every row as normal-form texts, ``chunk_rows`` at a time; in key order (code points) when ``ordered``."""
 
@@ -85,6 +89,9 @@ class SqlEngine:
         with self.connect() as connection:
             rows, total = connection.exec_driver_sql(query, execution_options={"no_parameters": True}).one()
         return TableDigest(plan.table, int(rows), f"{int(total) % MOD:016x}", f"{DIGEST_METHOD} (on the server)")
+
+    def native_digest(self, plan: Plan) -> TableDigest | None:
+        return None
 
     def texts(self, plan: Plan, chunk_rows: int, *, ordered: bool = False) -> Iterator[list[str | None]]:
         columns = ", ".join(self.quote(f.column.name) for f in plan.fields)

@@ -15,13 +15,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
-from tasks.engines.base import SessionSetup, SqlEngine, sql_literal
-from tasks.engines.normal_form import Column, Field, Kind, Plan
+from tasks.engines.base import SessionSetup, SqlEngine, TableDigest, sql_literal
+from tasks.engines.normal_form import MOD, Column, Field, Kind, Plan
 
 _MOMENT = "'%Y-%m-%d %H:%i:%s.%f'"
 _DIGEST = (
     "SELECT COUNT(*), COALESCE(SUM(CAST(CONV(LEFT(MD5({row}), 16), 16, 10) AS UNSIGNED)), 0) "
     "FROM (SELECT {texts} FROM {table}) t"
+)
+
+_NATIVE = (
+    "SELECT COUNT(*), COALESCE(SUM(CAST(CONV(LEFT(MD5(CONCAT({fields})), 16), 16, 10) AS UNSIGNED)), 0) FROM {table}"
 )
 
 
@@ -83,6 +87,17 @@ class Adapter(SqlEngine):
     def order_sql(self, f: Field) -> str:
         q = self.quote(f.column.name)
         return f"CAST(CONVERT({q} USING utf8mb4) AS BINARY)" if f.kind in (Kind.TEXT, Kind.CHAR) else q
+
+    def native_digest(self, plan: Plan) -> TableDigest | None:
+        """The server's own text of each value hashed, no normal form (about 3 times faster; comparable
+        only with a table of the same declared types on the same kind of server)."""
+        fields = ", ".join(
+            f"COALESCE(CONCAT(LENGTH({q}), ':', {q}), 'N')" for q in (self.quote(f.column.name) for f in plan.fields)
+        )
+        with self.connect() as connection:
+            query = _NATIVE.format(fields=fields, table=self.table_sql(plan.table))
+            rows, total = connection.exec_driver_sql(query).one()
+        return TableDigest(plan.table, int(rows), f"{int(total) % MOD:016x}", "mariadb-md5-64")
 
     def _moment_sql(self, q: str, f: Field, plan: Plan) -> str | None:
         if not f.column.aware:

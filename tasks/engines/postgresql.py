@@ -61,9 +61,9 @@ class Adapter(SqlEngine):
         q = self.quote(f.column.name)
         return f'{q} COLLATE "C"' if f.kind in (Kind.TEXT, Kind.CHAR) else q
 
-    def native_digest(self, table: str) -> TableDigest:
+    def native_digest(self, plan: Plan) -> TableDigest | None:
         """PostgreSQL's own row text hashed (fast; comparable only with a table of the same column types)."""
         with self.connect() as connection:
-            query = _NATIVE.format(table=self.table_sql(table))
+            query = _NATIVE.format(table=self.table_sql(plan.table))
             rows, total = connection.execute(sa.text(query)).one()
-        return TableDigest(table, int(rows), f"{int(total) % MOD:016x}", "postgresql-md5-64")
+        return TableDigest(plan.table, int(rows), f"{int(total) % MOD:016x}", "postgresql-md5-64")
