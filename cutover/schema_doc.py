@@ -56,7 +56,9 @@ not matter. PostgreSQL and MariaDB/MySQL compute it on the server (one pass, no 
 and a table with a MySQL `TIMESTAMP` column when the server has no time zone tables (load them with
 `mariadb-tzinfo-to-sql /usr/share/zoneinfo | mariadb mysql` to compute it on the server), stream the
 rows in chunks of `chunk_rows` and compute it in the tool, with the same result; memory stays bounded
-by one chunk either way.
+by one chunk either way. Two databases of the same engine whose columns declare the same types are first
+compared by the engine's own text of their values (PostgreSQL, MariaDB: faster); only a table that
+differs that way is compared again in normal form.
 
 When two tables differ, the first differing keys (up to 10 per table) are named in key order — keys
 sorted by code point (UTF-8 bytes), whatever collation a column declares — with each differing
