@@ -51,6 +51,7 @@ EXIT_CODES: Mapping[type[errors.CutoverError], ExitCode] = MappingProxyType(
         errors.SpecError: ExitCode.INVALID,
         errors.AuditChainBroken: ExitCode.INVALID,
         errors.DataMismatch: ExitCode.INVALID,
+        errors.SchemaMismatch: ExitCode.INVALID,  # the tables' columns differ: refused before any row is read
         errors.ReplicationError: ExitCode.FAILED,  # replication could not be set up, turned, read or dropped
         errors.CatchUpTimedOut: ExitCode.FAILED,
         errors.HealthCheckFailed: ExitCode.INVALID,
