@@ -25,7 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from cutover.errors import DataMismatch, LedgerError, SchemaMismatch
 from cutover.secrets import redact
-from tasks.engines import Engine, NormalForm, TableDigest, open_engine, stream_digest
+from tasks.engines import Engine, NormalForm, SessionSetup, TableDigest, open_engine, stream_digest
 from tasks.engines.base import streamed_digest
 from tasks.engines.normal_form import Plan, SchemasDiffer, key_value, plan_pair
 
@@ -129,8 +129,9 @@ class _Side:
     engine: Engine
 
     @classmethod
-    def open(cls, url: str, stack: ExitStack) -> _Side:
-        engine = open_engine(url)
+    def open(cls, url: str, stack: ExitStack, setup: SessionSetup | None = None) -> _Side:
+        """``setup`` runs first on each connection (e.g. PostgreSQL's SET TRANSACTION SNAPSHOT)."""
+        engine = open_engine(url, setup)
         stack.callback(engine.dispose)
         return cls(url, engine)
 
