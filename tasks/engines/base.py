@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-from tasks.engines.normal_form import MOD, Column, Field, Kind, Plan, Shape, normalisers, row_digest
+from tasks.engines.normal_form import FIXED_LENGTH, MOD, Column, Field, Kind, Plan, Shape, normalisers, row_digest
 
 #: Runs first on every connection an adapter opens (e.g. PostgreSQL's SET TRANSACTION SNAPSHOT).
 SessionSetup = Callable[[sa.Connection], None]
@@ -83,7 +83,8 @@ class SqlEngine:
         texts = [self.text_sql(f, plan) for f in plan.fields]
         if any(t is None for t in texts):
             return None
-        query = self.digest_sql([t for t in texts if t is not None], self.table_sql(plan.table))
+        fields = [(t, FIXED_LENGTH.get(f.kind.value)) for t, f in zip(texts, plan.fields, strict=True) if t is not None]
+        query = self.digest_sql(fields, self.table_sql(plan.table))
         if query is None:
             return None
         with self.connect() as connection:
@@ -119,8 +120,9 @@ class SqlEngine:
         """SQL writing the field's normal-form text (NULL for NULL), or None: this engine cannot."""
         return None
 
-    def digest_sql(self, texts: list[str], table: str) -> str | None:
-        """The query returning (rows, sum of row digests) from the fields' text expressions, or None."""
+    def digest_sql(self, fields: list[tuple[str, int | None]], table: str) -> str | None:
+        """The query returning (rows, sum of row digests) from the fields' text expressions (each with its
+        fixed length, when its kind has one), or None: this engine cannot."""
         return None
 
     def order_sql(self, f: Field) -> str:

@@ -78,11 +78,14 @@ class Adapter(SqlEngine):
             return f"CAST({q} AS CHAR)"
         return f"CONVERT({q} USING utf8mb4)"  # TEXT
 
-    def digest_sql(self, texts: list[str], table: str) -> str | None:
-        names = [f"f{i}" for i in range(len(texts))]
-        fields = ", ".join(f"COALESCE(CONCAT(CHAR_LENGTH({n}), ':', {n}), 'N')" for n in names)
-        columns = ", ".join(f"{t} AS {n}" for t, n in zip(texts, names, strict=True))
-        return _DIGEST.format(row=f"CONVERT(CONCAT({fields}) USING utf8mb4)", texts=columns, table=table)
+    def digest_sql(self, fields: list[tuple[str, int | None]], table: str) -> str | None:
+        names = [f"f{i}" for i in range(len(fields))]
+        row = ", ".join(
+            f"COALESCE(CONCAT('{fixed}:', {n}), 'N')" if fixed else f"COALESCE(CONCAT(CHAR_LENGTH({n}), ':', {n}), 'N')"
+            for n, (_, fixed) in zip(names, fields, strict=True)
+        )
+        columns = ", ".join(f"{t} AS {n}" for (t, _), n in zip(fields, names, strict=True))
+        return _DIGEST.format(row=f"CONVERT(CONCAT({row}) USING utf8mb4)", texts=columns, table=table)
 
     def order_sql(self, f: Field) -> str:
         q = self.quote(f.column.name)

@@ -31,6 +31,8 @@ from zoneinfo import ZoneInfo
 
 MOD = 2**64
 NULL = "N"
+#: Kinds whose normal-form text always has this many code points (the SQL need not measure it).
+FIXED_LENGTH = {"boolean": 1, "date": 10, "timestamp": 26}
 
 
 class Kind(StrEnum):

@@ -51,11 +51,14 @@ class Adapter(SqlEngine):
             return f"to_char({moment}, {_MOMENT})"
         return f"{q}::text"  # TEXT, OTHER
 
-    def digest_sql(self, texts: list[str], table: str) -> str | None:
-        names = [f"f{i}" for i in range(len(texts))]
-        fields = " || ".join(f"coalesce(char_length({n})::text || ':' || {n}, 'N')" for n in names)
-        columns = ", ".join(f"{t} AS {n}" for t, n in zip(texts, names, strict=True))
-        return _DIGEST.format(row=f"({fields})", texts=columns, table=table)
+    def digest_sql(self, fields: list[tuple[str, int | None]], table: str) -> str | None:
+        names = [f"f{i}" for i in range(len(fields))]
+        row = " || ".join(
+            f"coalesce('{fixed}:' || {n}, 'N')" if fixed else f"coalesce(char_length({n})::text || ':' || {n}, 'N')"
+            for n, (_, fixed) in zip(names, fields, strict=True)
+        )
+        columns = ", ".join(f"{t} AS {n}" for (t, _), n in zip(fields, names, strict=True))
+        return _DIGEST.format(row=f"({row})", texts=columns, table=table)
 
     def order_sql(self, f: Field) -> str:
         q = self.quote(f.column.name)
