@@ -21,6 +21,7 @@ import uuid
 import sqlalchemy as sa
 
 from tasks.data import verify_databases
+from tasks.engines import base
 
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
 MARIADB = "mysql+mysqldb://root@127.0.0.1:3306/{name}?charset=utf8mb4"
@@ -95,14 +96,18 @@ def run_pair(pair: str, rows: int, rounds: int) -> None:
     kinds = PAIRS[pair]
     made = [make_db(kind, rows) for kind in kinds]
     urls = [url for _, url in made]
-    verify_s, read_s, loads = [], [], []
+    verify_s, single_s, read_s, loads = [], [], [], []
+    parts = base.PARTS
     try:
-        for _ in range(rounds):
-            started = time.perf_counter()
-            result = verify_databases(urls[0], urls[1], ["payments"])
-            verify_s.append(time.perf_counter() - started)
-            loads.append(os.getloadavg()[0])
-            assert result.matches and result.rows == rows, result.tables[0].describe()
+        for _ in range(rounds):  # alternating: key ranges on PARTS connections per side, then one query per side
+            for spent, n in ((verify_s, parts), (single_s, 1)):
+                base.PARTS = n
+                started = time.perf_counter()
+                result = verify_databases(urls[0], urls[1], ["payments"])
+                spent.append(time.perf_counter() - started)
+                loads.append(os.getloadavg()[0])
+                assert result.matches and result.rows == rows, result.tables[0].describe()
+        base.PARTS = parts
         peak_mb = peak_rss_mb()  # before the baseline reads
         for _ in range(rounds):
             started = time.perf_counter()
@@ -111,10 +116,11 @@ def run_pair(pair: str, rows: int, rounds: int) -> None:
     finally:
         for kind, (name, _) in zip(kinds, made, strict=True):
             drop_db(kind, name)
-    v, r = statistics.median(verify_s), statistics.median(read_s)
+    v, s, r = statistics.median(verify_s), statistics.median(single_s), statistics.median(read_s)
     method = result.tables[0].source.method + " / " + result.tables[0].target.method
-    print(f"{pair}: rows per table {rows:,}; rounds {rounds}; checksum {method}")
+    print(f"{pair}: rows per table {rows:,}; rounds {rounds}; checksum {method}; {parts} key ranges per side")
     print(f"  verify: median {v:.2f} s = {rows / v:,.0f} rows/s (target >= 200,000); peak RSS {peak_mb:.0f} MB")
+    print(f"  one query per side (no key ranges): median {s:.2f} s = {rows / s:,.0f} rows/s; ratio {s / v:.2f}x")
     print(f"  baseline (stream both tables to the client): median {r:.2f} s; ratio verify/baseline {v / r:.2f}x")
     print(f"  load average (1 min) while verifying: {', '.join(f'{x:.1f}' for x in loads)}; now {os.getloadavg()}")
 

@@ -10,7 +10,9 @@ differently (how a kind is written as text, how text keys sort by code point, th
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -23,6 +25,10 @@ from tasks.engines.normal_form import FIXED_LENGTH, MOD, Column, Field, Kind, Pl
 SessionSetup = Callable[[sa.Connection], None]
 
 DIGEST_METHOD = "normal-form-md5-64"
+#: A table keyed by one integer column is hashed in this many key ranges at once, each on a connection of
+#: its own (a server runs one query on one core); the ranges' sums add up to the whole table's checksum.
+PARTS = 4
+_PARTS_FROM_ROWS = 100_000
 
 
 @dataclass(frozen=True)
@@ -84,12 +90,11 @@ class SqlEngine:
         if any(t is None for t in texts):
             return None
         fields = [(t, FIXED_LENGTH.get(f.kind.value)) for t, f in zip(texts, plan.fields, strict=True) if t is not None]
-        query = self.digest_sql(fields, self.table_sql(plan.table))
-        if query is None:
+        table = self.table_sql(plan.table)
+        if self.digest_sql(fields, table) is None:
             return None
-        with self.connect() as connection:
-            rows, total = connection.exec_driver_sql(query, execution_options={"no_parameters": True}).one()
-        return TableDigest(plan.table, int(rows), f"{int(total) % MOD:016x}", f"{DIGEST_METHOD} (on the server)")
+        rows, total = self.summed(plan, lambda where: self.digest_sql(fields, table, where) or "")
+        return TableDigest(plan.table, rows, f"{total % MOD:016x}", f"{DIGEST_METHOD} (on the server)")
 
     def native_digest(self, plan: Plan) -> TableDigest | None:
         return None
@@ -120,10 +125,44 @@ class SqlEngine:
         """SQL writing the field's normal-form text (NULL for NULL), or None: this engine cannot."""
         return None
 
-    def digest_sql(self, fields: list[tuple[str, int | None]], table: str) -> str | None:
+    def digest_sql(self, fields: list[tuple[str, int | None]], table: str, where: str = "") -> str | None:
         """The query returning (rows, sum of row digests) from the fields' text expressions (each with its
-        fixed length, when its kind has one), or None: this engine cannot."""
+        fixed length, when its kind has one) of the rows ``where`` selects (a WHERE clause, or ""), or None:
+        this engine cannot."""
         return None
+
+    def summed(self, plan: Plan, query: Callable[[str], str]) -> tuple[int, int]:
+        """(rows, sum) returned by ``query(where)`` over the whole table: in key ranges on several connections
+        at once when the table is keyed by one integer column (each in the session ``setup`` enters)."""
+
+        def one(where: str) -> tuple[int, int]:
+            with self.connect() as connection:
+                rows, total = connection.exec_driver_sql(query(where), execution_options={"no_parameters": True}).one()
+                return int(rows), int(total or 0)
+
+        ranges = self.key_ranges(plan)
+        if len(ranges) == 1:
+            return one(ranges[0])
+        with ThreadPoolExecutor(max_workers=len(ranges)) as pool:
+            found = list(pool.map(one, ranges))
+        return sum(r for r, _ in found), sum(t for _, t in found)
+
+    def key_ranges(self, plan: Plan, parts: int | None = None) -> list[str]:
+        """WHERE clauses splitting the table into ``parts`` (default :data:`PARTS`) ranges of its one integer
+        key, together every row (open-ended at both ends, NULL keys in the first); [""] when the table is
+        small or keyed otherwise."""
+        key, parts = plan.key_fields, PARTS if parts is None else parts
+        if parts < 2 or len(key) != 1 or key[0].column.kind is not Kind.INTEGER:
+            return [""]
+        q = self.quote(key[0].column.name)
+        with self.connect() as connection:
+            low, high = connection.exec_driver_sql(f"SELECT MIN({q}), MAX({q}) FROM {self.table_sql(plan.table)}").one()  # noqa: S608 (a quoted identifier)
+        if low is None or int(high) - int(low) < _PARTS_FROM_ROWS:
+            return [""]
+        bounds = [int(low) + (int(high) - int(low)) * i // parts for i in range(1, parts)]
+        first = f" WHERE ({q} < {bounds[0]} OR {q} IS NULL)"
+        middle = [f" WHERE {q} >= {a} AND {q} < {b}" for a, b in itertools.pairwise(bounds)]
+        return [first, *middle, f" WHERE {q} >= {bounds[-1]}"]
 
     def order_sql(self, f: Field) -> str:
         """How a key field sorts: by value, and text by its code points (never by a collation)."""

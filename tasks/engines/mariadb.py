@@ -21,12 +21,10 @@ from tasks.engines.normal_form import MOD, Column, Field, Kind, Plan
 _MOMENT = "'%Y-%m-%d %H:%i:%s.%f'"
 _DIGEST = (
     "SELECT COUNT(*), COALESCE(SUM(CAST(CONV(LEFT(MD5({row}), 16), 16, 10) AS UNSIGNED)), 0) "
-    "FROM (SELECT {texts} FROM {table}) t"
+    "FROM (SELECT {texts} FROM {table}{where}) t"
 )
 
-_NATIVE = (
-    "SELECT COUNT(*), COALESCE(SUM(CAST(CONV(LEFT(MD5(CONCAT({fields})), 16), 16, 10) AS UNSIGNED)), 0) FROM {table}"
-)
+_NATIVE = "SELECT COUNT(*), COALESCE(SUM(CAST(CONV(LEFT(MD5(CONCAT({fields})), 16), 16, 10) AS UNSIGNED)), 0) FROM {table}{where}"
 
 
 class Adapter(SqlEngine):
@@ -78,14 +76,14 @@ class Adapter(SqlEngine):
             return f"CAST({q} AS CHAR)"
         return f"CONVERT({q} USING utf8mb4)"  # TEXT
 
-    def digest_sql(self, fields: list[tuple[str, int | None]], table: str) -> str | None:
+    def digest_sql(self, fields: list[tuple[str, int | None]], table: str, where: str = "") -> str | None:
         names = [f"f{i}" for i in range(len(fields))]
         row = ", ".join(
             f"COALESCE(CONCAT('{fixed}:', {n}), 'N')" if fixed else f"COALESCE(CONCAT(CHAR_LENGTH({n}), ':', {n}), 'N')"
             for n, (_, fixed) in zip(names, fields, strict=True)
         )
         columns = ", ".join(f"{t} AS {n}" for (t, _), n in zip(fields, names, strict=True))
-        return _DIGEST.format(row=f"CONVERT(CONCAT({row}) USING utf8mb4)", texts=columns, table=table)
+        return _DIGEST.format(row=f"CONVERT(CONCAT({row}) USING utf8mb4)", texts=columns, table=table, where=where)
 
     def order_sql(self, f: Field) -> str:
         q = self.quote(f.column.name)
@@ -97,10 +95,9 @@ class Adapter(SqlEngine):
         fields = ", ".join(
             f"COALESCE(CONCAT(LENGTH({q}), ':', {q}), 'N')" for q in (self.quote(f.column.name) for f in plan.fields)
         )
-        with self.connect() as connection:
-            query = _NATIVE.format(fields=fields, table=self.table_sql(plan.table))
-            rows, total = connection.exec_driver_sql(query).one()
-        return TableDigest(plan.table, int(rows), f"{int(total) % MOD:016x}", "mariadb-md5-64")
+        table = self.table_sql(plan.table)
+        rows, total = self.summed(plan, lambda where: _NATIVE.format(fields=fields, table=table, where=where))
+        return TableDigest(plan.table, rows, f"{total % MOD:016x}", "mariadb-md5-64")
 
     def _moment_sql(self, q: str, f: Field, plan: Plan) -> str | None:
         if not f.column.aware:

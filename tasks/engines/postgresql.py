@@ -22,10 +22,12 @@ from tasks.engines.normal_form import MOD, Field, Kind, Plan
 _MOMENT = "'YYYY-MM-DD HH24:MI:SS.US'"
 _DIGEST = (
     "SELECT count(*), coalesce(sum(('x' || left(md5(convert_to({row}, 'UTF8')), 16))::bit(64)::bigint::numeric), 0) "
-    "FROM (SELECT {texts} FROM {table}) t"
+    "FROM (SELECT {texts} FROM {table}{where}) t"
 )
 _SNAPSHOT_ID = re.compile(r"^[0-9A-F]+-[0-9A-F]+(-[0-9]+)?$")
-_NATIVE = "SELECT count(*), coalesce(sum(('x' || left(md5(t::text), 16))::bit(64)::bigint::numeric), 0) FROM {table} t"
+_NATIVE = (
+    "SELECT count(*), coalesce(sum(('x' || left(md5(t::text), 16))::bit(64)::bigint::numeric), 0) FROM {table} t{where}"
+)
 
 
 class Adapter(SqlEngine):
@@ -57,14 +59,14 @@ class Adapter(SqlEngine):
             return f"to_char({moment}, {_MOMENT})"
         return f"{q}::text"  # TEXT, OTHER
 
-    def digest_sql(self, fields: list[tuple[str, int | None]], table: str) -> str | None:
+    def digest_sql(self, fields: list[tuple[str, int | None]], table: str, where: str = "") -> str | None:
         names = [f"f{i}" for i in range(len(fields))]
         row = " || ".join(
             f"coalesce('{fixed}:' || {n}, 'N')" if fixed else f"coalesce(char_length({n})::text || ':' || {n}, 'N')"
             for n, (_, fixed) in zip(names, fields, strict=True)
         )
         columns = ", ".join(f"{t} AS {n}" for (t, _), n in zip(fields, names, strict=True))
-        return _DIGEST.format(row=f"({row})", texts=columns, table=table)
+        return _DIGEST.format(row=f"({row})", texts=columns, table=table, where=where)
 
     def order_sql(self, f: Field) -> str:
         q = self.quote(f.column.name)
@@ -72,10 +74,9 @@ class Adapter(SqlEngine):
 
     def native_digest(self, plan: Plan) -> TableDigest | None:
         """PostgreSQL's own row text hashed (fast; comparable only with a table of the same column types)."""
-        with self.connect() as connection:
-            query = _NATIVE.format(table=self.table_sql(plan.table))
-            rows, total = connection.execute(sa.text(query)).one()
-        return TableDigest(plan.table, int(rows), f"{int(total) % MOD:016x}", "postgresql-md5-64")
+        table = self.table_sql(plan.table)
+        rows, total = self.summed(plan, lambda where: _NATIVE.format(table=table, where=where))
+        return TableDigest(plan.table, rows, f"{total % MOD:016x}", "postgresql-md5-64")
 
 
 def snapshot_setup(snapshot: str) -> SessionSetup:
