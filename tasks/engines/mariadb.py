@@ -25,6 +25,7 @@ _DIGEST = (
 )
 
 _NATIVE = "SELECT COUNT(*), COALESCE(SUM(CAST(CONV(LEFT(MD5(CONCAT({fields})), 16), 16, 10) AS UNSIGNED)), 0) FROM {table}{where}"
+_ANY_CHARACTER = (Kind.TEXT, Kind.CHAR, Kind.BINARY, Kind.OTHER)
 
 
 class Adapter(SqlEngine):
@@ -91,10 +92,11 @@ class Adapter(SqlEngine):
 
     def native_digest(self, plan: Plan) -> TableDigest | None:
         """The server's own text of each value hashed, no normal form (about 3 times faster; comparable
-        only with a table of the same declared types on the same kind of server)."""
-        fields = ", ".join(
-            f"COALESCE(CONCAT(LENGTH({q}), ':', {q}), 'N')" for q in (self.quote(f.column.name) for f in plan.fields)
-        )
+        only with a table of the same declared types on the same kind of server). A value that may hold any
+        character (text, binary, other kinds) is prefixed with its length, one of a number, date or time kind
+        ends with ``,`` (its text holds neither ``,`` nor a leading ``N``): each row's string still decodes one
+        way, and each value is converted to text once."""
+        fields = ", ".join(_native_sql(self.quote(f.column.name), f.column.kind) for f in plan.fields)
         table = self.table_sql(plan.table)
         rows, total = self.summed(plan, lambda where: _NATIVE.format(fields=fields, table=table, where=where))
         return TableDigest(plan.table, rows, f"{total % MOD:016x}", "mariadb-md5-64")
@@ -113,6 +115,12 @@ class Adapter(SqlEngine):
                 found = connection.exec_driver_sql(f"SELECT CONVERT_TZ('2000-01-01 00:00:00', '+00:00', {zone})")
                 self._zones[zone] = found.scalar_one() is not None
         return self._zones[zone]
+
+
+def _native_sql(q: str, kind: Kind) -> str:
+    if kind in _ANY_CHARACTER:
+        return f"COALESCE(CONCAT(LENGTH({q}), ':', {q}), 'N')"
+    return f"COALESCE(CONCAT({q}, ','), 'N')"
 
 
 def _utc_session(dbapi_connection: Any, _record: Any) -> None:

@@ -263,3 +263,30 @@ def test_a_table_hashed_in_key_ranges_on_several_connections_sums_to_the_same_ch
     assert on_the_server is not None and (on_the_server.rows, on_the_server.checksum) == (ROWS, streamed.checksum)
     assert native is not None and native.rows == ROWS
     assert whole == (ROWS, 10_007 * ROWS * (ROWS + 1) // 2)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "UPDATE accounts SET amount = amount + 0.01 WHERE id = 17",
+        "UPDATE accounts SET whole = NULL WHERE id = 17",
+        "UPDATE accounts SET note = CONCAT(note, ',') WHERE id = 17",
+        "UPDATE accounts SET raw = NULL WHERE id = 17",
+    ],
+    ids=["decimal-digit", "number-to-null", "text-comma", "binary-to-null"],
+)
+def test_the_same_engines_own_checksum_changes_with_any_single_value(
+    make_mariadb_database: Callable[[], str], change: str
+) -> None:
+    source = fill_accounts(make_mariadb_database(), engine="mariadb")
+    target = fill_accounts(make_mariadb_database(), engine="mariadb")
+    run(target, change)
+    adapters = open_engine(source), open_engine(target)
+    try:
+        digests = [a.native_digest(plan_alone(a.shape("accounts"), None, NormalForm())) for a in adapters]
+    finally:
+        for a in adapters:
+            a.dispose()
+
+    assert all(d is not None and d.method == "mariadb-md5-64" for d in digests)
+    assert digests[0] is not None and digests[1] is not None and digests[0].checksum != digests[1].checksum
