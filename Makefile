@@ -18,6 +18,7 @@ $(PY):
 	python3 -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(PY)
+	@scripts/ensure-debian-packages.sh  # mysqlclient builds against libmariadb-dev
 	$(PY) -m pip install -q --disable-pip-version-check uv
 	$(VENV)/bin/uv pip install -q --python $(PY) -e '.[test]'
 	touch $(STAMP)

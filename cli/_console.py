@@ -54,8 +54,10 @@ EXIT_CODES: Mapping[type[errors.CutoverError], ExitCode] = MappingProxyType(
         errors.ExemptionRefused: ExitCode.REFUSED,
         errors.AuditChainBroken: ExitCode.INVALID,
         errors.DataMismatch: ExitCode.INVALID,
+        errors.SchemaMismatch: ExitCode.INVALID,  # the tables' columns differ: refused before any row is read
         errors.ReplicationError: ExitCode.FAILED,  # replication could not be set up, turned, read or dropped
         errors.CatchUpTimedOut: ExitCode.FAILED,
+        errors.SnapshotLost: ExitCode.FAILED,  # the switch's snapshots are gone before the verification: rolled back
         errors.HealthCheckFailed: ExitCode.INVALID,
         errors.PreflightFailed: ExitCode.INVALID,
         errors.LifecycleError: ExitCode.REFUSED,

@@ -29,6 +29,7 @@ Every error the project raises on purpose is a :class:`CutoverError`. Lower-leve
     │   ├── SignOffRejected         a party rejected; nothing is cut over
     │   └── SignOffExpired          the sign-off deadline passed
     ├── DataMismatch                the original and migrated databases differ
+    │   └── SchemaMismatch          a table's columns differ between the two; refused before any row is read
     ├── ReplicationError            logical replication cannot be set up, turned, read or dropped
     │   ├── CatchUpTimedOut         the subscriber did not reach the publisher's position in time
     │   └── SnapshotLost            the snapshots taken at the catch-up are gone before the verification
@@ -203,6 +204,10 @@ class SignOffExpired(SignOffError):
 
 class DataMismatch(CutoverError):
     """The original and the migrated database differ."""
+
+
+class SchemaMismatch(DataMismatch):
+    """A table's columns do not match between the two databases; no row was read."""
 
 
 class ReplicationError(CutoverError):

@@ -16,6 +16,7 @@ from datetime import date, time, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -285,6 +286,17 @@ class HttpCheckStep(_StepBase):
 TableName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$", max_length=128)]
 
 
+def _check_time_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"{name!r} is not an IANA time zone; write one such as Asia/Shanghai or UTC") from exc
+    return name
+
+
+TimeZoneName = Annotated[str, AfterValidator(_check_time_zone)]
+
+
 class DataVerifyStep(_StepBase):
     """Compare tables of the original and migrated database: row counts and a row checksum."""
 
@@ -300,6 +312,18 @@ class DataVerifyStep(_StepBase):
         default_factory=dict, description="Key columns per table (default: the primary key)."
     )
     chunk_rows: int = Field(default=50_000, ge=100, le=1_000_000)
+    float_decimals: int = Field(
+        default=6,
+        ge=0,
+        le=30,
+        description="Floating-point values are compared rounded (half away from zero) to this many decimal places: "
+        "the tolerance is half a unit of the last place. See 'Normal form of values' in the spec reference.",
+    )
+    time_zone: TimeZoneName = Field(
+        default="Asia/Shanghai",
+        description="Timestamps are compared as wall-clock time in this IANA zone: a value with a time zone "
+        "(timestamptz, MySQL TIMESTAMP) is converted to it, a naive one (DATETIME, timestamp) is taken as in it.",
+    )
 
 
 Step = Annotated[SshStep | HttpCheckStep | DataVerifyStep, Field(discriminator="kind")]
@@ -654,8 +678,10 @@ class Spec(_Strict):
         """Digest of the spec's canonical JSON form (what signatures bind to).
 
         A spec without ``data:`` (or without ``test_platform.prepare``, or with ``data.verify`` at its
-        default) digests as it did before the section existed, so signatures made then still verify."""
+        default, or a data_verify step without ``float_decimals``/``time_zone`` other than their defaults)
+        digests as it did before the field existed, so signatures made then still verify."""
         canonical = self.model_dump(mode="json", by_alias=True)
+        _drop_verify_defaults(canonical)
         if canonical.get("data") is None:
             del canonical["data"]
         elif canonical["data"].get("verify") == DataVerify.ON_SNAPSHOTS.value:
@@ -694,3 +720,20 @@ class Spec(_Strict):
     def secret_names(self) -> set[str]:
         """Every secret the spec references."""
         return set(re.findall(r'"secret":\s*"([^"]+)"', self.model_dump_json(by_alias=True)))
+
+
+_VERIFY_DEFAULTS = {"float_decimals": 6, "time_zone": "Asia/Shanghai"}  # fields added after specs were signed
+
+
+def _drop_verify_defaults(node: object) -> None:
+    """Remove data_verify fields left at their defaults from a dumped spec (in place)."""
+    if isinstance(node, list):
+        for item in node:
+            _drop_verify_defaults(item)
+    elif isinstance(node, dict):
+        if node.get("kind") == "data_verify":
+            for name, default in _VERIFY_DEFAULTS.items():
+                if node.get(name) == default:
+                    del node[name]
+        for value in node.values():
+            _drop_verify_defaults(value)

@@ -8,6 +8,8 @@ declare -A need=(
   [/usr/sbin/nginx]=nginx-light
   [/usr/bin/chromium]=chromium
   [/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc]=fonts-noto-cjk
+  [/usr/include/mariadb/mysql.h]=libmariadb-dev  # mysqlclient (MariaDB/MySQL verification) builds against it
+  [/usr/bin/pkg-config]=pkg-config
 )
 missing=()
 for path in "${!need[@]}"; do

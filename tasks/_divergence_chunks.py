@@ -2,8 +2,9 @@
 
 At cutover the table's key range is cut into at most ``MAX_CHUNKS`` chunks (every n-th key, n at
 least ``MIN_CHUNK_ROWS``); each chunk keeps its row count and the sum of its rows' digests
-(:func:`tasks._table_digest.row_digest`). Measuring again reads the table once, puts each row in
-its chunk by key, and compares. A chunk whose count changed by d has at least |d| rows inserted
+(:func:`tasks.engines.normal_form.row_digest`, over the row's normal form, so any engine adapter in
+:mod:`tasks.engines` serves: SQLite, MariaDB/MySQL, ...). Measuring again reads the table once,
+puts each row in its chunk by key, and compares. A chunk whose count changed by d has at least |d| rows inserted
 (or deleted); a chunk with the same count and another checksum has at least one row updated. These
 are lower bounds, so every non-zero figure is "approximately"; zero changed chunks is exact.
 """
@@ -18,9 +19,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-import sqlalchemy as sa
-
-from tasks._table_digest import count_rows, key_columns, normalised_rows, reflect, row_digest
+from tasks.engines import NormalForm, open_engine
+from tasks.engines.normal_form import key_value, plan_alone, row_digest
 
 MAX_CHUNKS = 2000
 MIN_CHUNK_ROWS = 100
@@ -63,7 +63,7 @@ def chunk_change(url: str, table: str, keys: Sequence[str] | None, baseline: dic
 
 def _boundaries(url: str, name: str, keys: Sequence[str] | None) -> list[Key]:
     """Every n-th key (the first key of each chunk), in the order Python compares them."""
-    step = max(MIN_CHUNK_ROWS, math.ceil(count_rows(url, name) / MAX_CHUNKS))
+    step = max(MIN_CHUNK_ROWS, math.ceil(_count(url, name) / MAX_CHUNKS))
     found: list[Key] = []
     for index, key in enumerate(_keys(url, name, keys)):
         if index % step == 0:
@@ -86,28 +86,26 @@ def _chunk_sums(url: str, name: str, keys: Sequence[str] | None, boundaries: lis
 
 
 def _keys(url: str, name: str, keys: Sequence[str] | None) -> Iterator[Key]:
-    engine = sa.create_engine(url)
+    for key, _ in _rows(url, name, keys, ordered=True):
+        yield key
+
+
+def _rows(url: str, name: str, keys: Sequence[str] | None, *, ordered: bool = False) -> Iterator[tuple[Key, int]]:
+    """Every row's key (comparable) and digest, in key order when ``ordered``."""
+    engine = open_engine(url)
     try:
-        table = reflect(engine, name)
-        columns = key_columns(table, keys)
-        statement = sa.select(*columns).order_by(*columns)
-        with engine.connect() as connection:
-            result = connection.execution_options(stream_results=True, yield_per=_FETCH_ROWS).execute(statement)
-            for row in result:
-                yield comparable(tuple(row))
+        plan = plan_alone(engine.shape(name), keys, NormalForm())
+        key = [(i, plan.fields[i]) for i in plan.key]
+        for texts in engine.texts(plan, _FETCH_ROWS, ordered=ordered):
+            yield comparable(tuple(key_value(f, texts[i]) for i, f in key)), row_digest(texts)
     finally:
         engine.dispose()
 
 
-def _rows(url: str, name: str, keys: Sequence[str] | None) -> Iterator[tuple[Key, int]]:
-    """Every row's key (comparable) and digest, in no particular order."""
-    engine = sa.create_engine(url)
+def _count(url: str, name: str) -> int:
+    engine = open_engine(url)
     try:
-        table = reflect(engine, name)
-        names = sorted(c.name for c in table.columns)
-        positions = [names.index(c.name) for c in key_columns(table, keys)]
-        for row in normalised_rows(engine, table, _FETCH_ROWS):
-            yield comparable(tuple(row[p] for p in positions)), row_digest(row)
+        return engine.count(name)
     finally:
         engine.dispose()
 

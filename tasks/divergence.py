@@ -2,7 +2,8 @@
 
 One concept, one home. At cutover, right after the data verification, :func:`take_baseline` records
 the cloud copy's state per table: for PostgreSQL its row counters (``pg_stat_user_tables``), for
-SQLite and every other engine chunked checksums by key (:mod:`tasks._divergence_chunks`). Each
+SQLite, MariaDB/MySQL (which keep no such counters unless ``userstat`` is on) and every other engine
+with an adapter in :mod:`tasks.engines`, chunked checksums by key (:mod:`tasks._divergence_chunks`). Each
 readiness round of the watch, :func:`sample` measures the cloud copy against that baseline —
 rows inserted, updated and deleted per table — plus, where PostgreSQL logical replication carries
 the data back, the original's lag in bytes and seconds (:func:`tasks.replication.status`). Without

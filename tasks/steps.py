@@ -22,6 +22,7 @@ from cutover.secrets import redact, resolve
 from cutover.spec import DataVerifyStep, HttpCheckStep, SshStep, Step
 from tasks import replication, replication_steps
 from tasks.data import verify_databases
+from tasks.engines import NormalForm
 from tasks.health import probe
 from tasks.replication_steps import ReplicationStep
 from tasks.ssh import CommandName, StepContext, fan_out, run_ssh_step
@@ -193,6 +194,7 @@ def _verify(ctx: StepContext, step: DataVerifyStep) -> dict[str, Any]:
         step.tables,
         keys=step.keys,
         chunk_rows=step.chunk_rows,
+        form=NormalForm(float_decimals=step.float_decimals, time_zone=step.time_zone),
         source_snapshot=snapshots.original if snapshots else None,
         target_snapshot=snapshots.cloud if snapshots else None,
     )

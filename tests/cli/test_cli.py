@@ -41,12 +41,12 @@ def invoke(*args: str) -> tuple[int, str]:
 
 def test_validate_exits_zero_only_when_every_file_is_valid(workdir: Path) -> None:
     code, output = invoke("validate")
-    assert code == 0 and "3 valid, 0 invalid" in output
+    assert code == 0 and "4 valid, 0 invalid" in output
     bad = workdir / "specs" / "broken.yaml"
     bad.write_text((ROOT / "cutover_specs/hrss-social-insurance.yaml").read_text().replace("months: 3", "months: 1"))
     code, output = invoke("validate", str(workdir / "specs"))
     assert code == 1
-    assert f"{bad}:" in output and "retention.months is 1" in output and "3 valid, 1 invalid" in output
+    assert f"{bad}:" in output and "retention.months is 1" in output and "4 valid, 1 invalid" in output
 
 
 def test_validate_refuses_an_inline_database_url_with_a_password_and_says_how_to_declare_it(workdir: Path) -> None:

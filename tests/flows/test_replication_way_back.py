@@ -391,7 +391,8 @@ def test_a_mismatch_found_on_the_snapshots_after_the_switch_rolls_back_with_ever
     acknowledged = writer.stop()
 
     assert outcome.state is SagaState.COMPENSATED and outcome.failed_step == "verify-rows", outcome.summary()
-    assert "insured:" in (outcome.error or "") and "7 (values differ)" in (outcome.error or "")
+    assert "insured:" in (outcome.error or "")
+    assert "7 (values differ: name '何明' in the source, '何明 (stray)' in the target)" in (outcome.error or "")
     assert "Traffic already flows to the cloud copy: the cutover rolls back" in (outcome.error or "")
     order = [s.step_id for s in ledger.list_steps(rc.run.id)]
     assert order.index("switch-traffic:undo") < order.index("replication-turn-around:undo") < order.index("freeze:undo")

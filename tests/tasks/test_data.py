@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,10 +11,11 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from cutover.errors import DataMismatch
+from cutover.errors import ConfigurationError, DataMismatch
 from cutover.secrets import redact, resolve
 from cutover.spec import DataVerifyStep, Spec
 from tasks.data import verify_databases
+from tasks.engines import snapshot_setup
 from tests.specbuilder import base_spec
 
 ROWS = 500
@@ -74,11 +76,15 @@ def test_a_changed_and_a_missing_row_are_named_by_key(
     change(target, "INSERT INTO insured VALUES ('c9999', '温州')")
     result = verify_databases(source, target, ["payments", "insured"])
     payments, insured = result.tables
-    assert not payments.matches and payments.differing_keys == ["17 (values differ)", "42 (only in source)"]
+    assert not payments.matches
+    assert payments.differing_keys == [
+        "17 (values differ: amount '21.25' in the source, '0.00' in the target)",
+        "42 (only in source)",
+    ]
     assert insured.differing_keys == ["c9999 (only in target)"]
     with pytest.raises(
         DataMismatch,
-        match=r"payments: expected the target to match the source row for row; source 500 rows .* target 499 rows .*17 \(values differ\)",
+        match=r"payments: expected the target to match the source row for row; source 500 rows .* target 499 rows .*17 \(values differ: amount '21.25' in the source",
     ):
         result.raise_for_mismatch("step verify-rows")
 
@@ -136,8 +142,25 @@ def test_verification_on_snapshots_sees_the_snapshots_rows_not_the_writes_made_s
         now = verify_databases(source, target, TABLES)
 
     payments, insured = on_snapshots.tables
-    assert not payments.matches and payments.differing_keys == ["17 (values differ)"]  # not 3: deleted after
+    assert not payments.matches and len(payments.differing_keys) == 1  # not 3: deleted after
+    assert payments.differing_keys[0].startswith("17 (values differ: amount '0.00' in the source, ")
     assert insured.matches and insured.source.rows == ROWS  # c9999 came after the snapshot
     assert [t.differing_keys for t in now.tables] == [["3 (only in source)"], ["c9999 (only in source)"]]
     with pytest.raises(DataMismatch, match="traffic goes back"):
         on_snapshots.raise_for_mismatch("step verify-rows", then="traffic goes back to the original")
+
+
+def test_a_snapshot_is_refused_for_an_engine_that_cannot_import_one_and_a_malformed_one_is_refused(
+    sqlite_db: Callable[[str], str], make_pg_database: Callable[[], str]
+) -> None:
+    source, target = fill(sqlite_db("source")), fill(make_pg_database())
+    with pytest.raises(ConfigurationError, match="exported snapshots are PostgreSQL's"):
+        verify_databases(source, target, TABLES, source_snapshot="00000003-0000001B-1")
+    with pytest.raises(ValueError, match="is not an exported snapshot's identifier"):
+        verify_databases(target, target, TABLES, source_snapshot="x'; DROP TABLE payments; --")
+
+
+def test_a_snapshots_session_setup_travels_to_a_worker_process() -> None:
+    setup = snapshot_setup("postgresql+psycopg://u@127.0.0.1/db", "00000003-0000001B-1")
+    assert setup is not None and pickle.loads(pickle.dumps(setup)).args == ("00000003-0000001B-1",)
+    assert snapshot_setup("sqlite:///x.db", None) is None

@@ -1,4 +1,5 @@
-"""Divergence: how far the cloud copy has moved since the cutover, on SQLite (chunks) and PostgreSQL (counters)."""
+"""Divergence: how far the cloud copy has moved since the cutover, on SQLite and MariaDB (chunks) and PostgreSQL
+(counters)."""
 
 from __future__ import annotations
 
@@ -73,13 +74,17 @@ def seed(url: str, rows: int) -> None:
         url,
         SCHEMA,
         *(
-            f"INSERT INTO payments (id, amount, note) SELECT n, n * 1.5, 'row ' || n FROM ({series}) s"
-            for series in [_series(url, rows)]
+            f"INSERT INTO payments (id, amount, note) SELECT n, n * 1.5, {note} FROM ({series}) s"
+            for series, note in [
+                (_series(url, rows), "CONCAT('row ', n)" if url.startswith("mysql") else "'row ' || n")
+            ]
         ),
     )
 
 
 def _series(url: str, rows: int) -> str:
+    if url.startswith("mysql"):
+        return f"SELECT seq AS n FROM seq_1_to_{rows}"
     if url.startswith("sqlite"):
         return f"WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < {rows}) SELECT n FROM c"
     return f"SELECT generate_series(1, {rows}) AS n"
@@ -153,6 +158,28 @@ def test_two_updates_in_one_chunk_count_as_at_least_one_row(
     run_sql(cloud, "UPDATE payments SET note = 'changed' WHERE id IN (301, 302)")
 
     assert changes_since(spec, baseline).tables[0].updated == 1  # a lower bound, shown as approximate
+
+
+def test_mariadb_inserts_updates_and_deletes_are_counted_from_chunk_checksums(
+    spec_with_data: MakeSpec, make_mariadb_database: Callable[[str], str]
+) -> None:
+    original, cloud = make_mariadb_database("div_orig"), make_mariadb_database("div_cloud")
+    seed(original, 1000)
+    seed(cloud, 1000)
+    spec = spec_with_data(original, cloud)
+    baseline = take_baseline(spec)
+    assert changes_since(spec, baseline).changed_rows == 0
+
+    run_sql(
+        cloud,
+        "INSERT INTO payments (id, amount) VALUES (1001, 1), (1002, 2), (1003, 3), (1004, 4), (1005, 5)",
+        "UPDATE payments SET note = 'changed' WHERE id IN (350, 550, 750)",
+        "DELETE FROM payments WHERE id IN (10, 20)",
+    )
+    found = changes_since(spec, baseline)
+
+    assert ("payments", "≈5", "≈3", "≈2", "chunk-checksums") in found.table_rows()
+    assert found.describe().startswith("approximately 10 changed rows")
 
 
 # ----------------------------------------------------------------------- counters (PostgreSQL)
