@@ -20,7 +20,8 @@ $(PY):
 $(STAMP): pyproject.toml | $(PY)
 	@scripts/ensure-debian-packages.sh  # mysqlclient builds against libmariadb-dev
 	$(PY) -m pip install -q --disable-pip-version-check uv
-	$(VENV)/bin/uv pip install -q --python $(PY) -e '.[test]'
+	$(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) -e '.[test]'
+	$(PY) -m compileall -q cli cutover tasks flows worker demo  # PYTHONDONTWRITEBYTECODE=1 would make each process compile them again
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -8,7 +8,7 @@ when every check passed, 1 when one failed.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -17,11 +17,13 @@ from rich.text import Text
 from cli._console import ExitCode, console, fail
 from cutover.runtime import find_spec
 from cutover.settings import get_settings
-from tasks.preflight import Outcome, PreflightLimits, PreflightReport, run_preflight
+
+if TYPE_CHECKING:
+    from tasks.preflight import PreflightReport
 
 __all__ = ["preflight"]
 
-_STYLES = {Outcome.PASSED: "green", Outcome.FAILED: "bold red", Outcome.NOT_CHECKED: "yellow"}
+_STYLES = {"passed": "green", "failed": "bold red", "not_checked": "yellow"}  # by Outcome value
 
 
 def preflight(
@@ -30,6 +32,8 @@ def preflight(
     concurrency: Annotated[int, typer.Option(min=1, max=64, help="Checks run at once.")] = 16,
 ) -> None:
     """Check, changing nothing, that SYSTEM's cutover can run: hosts, keys, programs, secrets, databases, URLs."""
+    from tasks.preflight import PreflightLimits, run_preflight  # Prefect tasks: imported only when run
+
     _, spec = find_spec(system)
     limits = PreflightLimits(concurrency=concurrency, timeout_s=timeout)
     report = run_preflight(spec, get_settings(), limits=limits)
@@ -44,6 +48,6 @@ def _table(report: PreflightReport, title: str) -> Table:
     for item in report.items:
         target = f"{item.target} on {item.host}" if item.host else item.target
         detail = f"{item.detail}; {item.advice}" if item.advice and not item.passed else item.detail
-        result = Text(item.outcome.value.replace("_", " "), style=_STYLES[item.outcome])
+        result = Text(item.outcome.value.replace("_", " "), style=_STYLES[item.outcome.value])
         table.add_row(item.kind.value, Text(target), result, Text(detail), f"{item.duration_s * 1000:.0f} ms")
     return table

@@ -22,8 +22,7 @@ from typing import Annotated, Any
 import typer
 
 from cli._console import ExitCode, console, fail, require_prefect_api
-from cutover.settings import DEFAULT_POOL, get_settings
-from flows.notify import DEFAULT_NAME
+from cutover.settings import DEFAULT_NOTIFY_NAME, DEFAULT_POOL, get_settings
 
 __all__ = ["setup"]
 
@@ -56,7 +55,7 @@ def setup(
     ] = False,
     name: Annotated[
         str, typer.Option(help="The notification block's name (lowercase, digits, dashes).")
-    ] = DEFAULT_NAME,
+    ] = DEFAULT_NOTIFY_NAME,
     pool: Annotated[str, typer.Option(help="The work pool the deployments go to.")] = DEFAULT_POOL,
 ) -> None:
     """Create (or find as they should be) the work pool, the deployments and the recovery automations."""

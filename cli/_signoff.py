@@ -29,7 +29,6 @@ from cutover.errors import UnknownSystem
 from cutover.ledger import AuditEvent, AuditOutcome, Ledger, LifecycleState
 from cutover.runtime import open_ledger
 from cutover.settings import get_settings
-from tasks.signoff import fields_shown, sign_answer
 
 __all__ = ["sign", "withdraw"]
 
@@ -173,6 +172,8 @@ def _prompted_answer(
             f"{approver_id} --key <your key file>` (made by `cutover approver keygen`)",
             ExitCode.USAGE,
         )
+    from tasks.signoff import fields_shown, sign_answer  # Prefect tasks: imported only when signing
+
     key = sm2.load_private_key(key_file, _passphrase(key_file, passphrase_file))
     fields = fields_shown(system, request.detail)
     statement, answer = sign_answer(fields, approver_id, decision, comment, key, datetime.now(UTC))

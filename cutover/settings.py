@@ -16,6 +16,8 @@ _DEFAULT_HOME = Path.home() / ".local" / "share" / "govcloud-cutover"
 WORKER_TYPE = "cutover"
 #: The work pool the deployments go to unless told otherwise.
 DEFAULT_POOL = "cutover-process"
+#: The name of the approvers' notification automation and its webhook block (`cutover setup --name`).
+DEFAULT_NOTIFY_NAME = "cutover-approvers"
 
 
 class Settings(BaseSettings):

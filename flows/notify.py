@@ -45,6 +45,7 @@ from prefect.utilities.templating import find_placeholders
 
 from cutover.errors import ConfigurationError
 from cutover.secrets import MASK, REDACTOR
+from cutover.settings import DEFAULT_NOTIFY_NAME
 from flows._automation_shape import automation_shape
 from tasks.notify import WAITING_EVENT
 
@@ -61,7 +62,7 @@ __all__ = [
     "remove_notifications",
 ]
 
-DEFAULT_NAME = "cutover-approvers"
+DEFAULT_NAME = DEFAULT_NOTIFY_NAME
 BLOCK_TYPE_SLUG = "custom-webhook"
 #: The JSON a WeCom or DingTalk text robot expects; the block fills in ``{{body}}``.
 DEFAULT_JSON_TEMPLATE: Mapping[str, Any] = {"msgtype": "text", "text": {"content": "{{body}}"}}

@@ -72,10 +72,10 @@ def migration_heads() -> list[str]:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Run the migrations up to ``revision`` in one transaction (nothing when already at the head)."""
+    if revision == "head" and schema_at_head(engine):
+        return  # without importing Alembic: every command opens the ledger, most find it at the head
     from alembic import command
 
-    if revision == "head" and schema_at_head(engine):
-        return
     with engine.begin() as connection:
         command.upgrade(alembic_config(connection), revision)
 
