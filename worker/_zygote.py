@@ -45,6 +45,7 @@ PRELOAD: tuple[str, ...] = (
     "alembic.runtime.migration",
     "alembic.script",
     "psycopg",
+    "openpyxl",  # the attachment-2 table and the portfolio workbook (cutover.plan, cutover.portfolio_views)
     "paramiko",
     "cryptography.fernet",
     "tongsuopy.crypto.asymciphers.ec",
