@@ -16,7 +16,6 @@ from enum import IntEnum
 from types import MappingProxyType
 from typing import Any, NoReturn
 
-import httpx
 import pydantic
 import sqlalchemy.exc
 import typer
@@ -102,15 +101,15 @@ def one_line_errors() -> Iterator[None]:
     """Turn a project error (or a translated low-level one) raised in the block into :func:`fail`."""
     try:
         yield
-    except (errors.CutoverError, httpx.HTTPError, sqlalchemy.exc.SQLAlchemyError, pydantic.ValidationError) as exc:
-        translated = _translated(exc)
-        if translated is None:
-            raise
-        fail(*translated)
     except typer.TyperException as exc:
         if exc.exit_code != ExitCode.USAGE or type(exc).__name__ == "NoArgsIsHelpError":  # typer's own test
             raise
         fail(_usage(exc), ExitCode.USAGE)
+    except Exception as exc:  # what _translated does not know is raised again, unchanged
+        translated = _translated(exc)
+        if translated is None:
+            raise
+        fail(*translated)
 
 
 class ErrorBoundary(TyperGroup):
@@ -125,10 +124,17 @@ class ErrorBoundary(TyperGroup):
             return super().invoke(ctx)
 
 
+def _is_http_error(exc: object) -> bool:
+    """Whether ``exc`` is one of httpx's errors, without importing httpx (a tenth of a second) at start:
+    until something that talks to the Prefect API has imported it, none of its errors can exist."""
+    httpx = sys.modules.get("httpx")
+    return httpx is not None and isinstance(exc, httpx.HTTPError)
+
+
 def _translated(exc: Exception) -> tuple[str, ExitCode] | None:
     if isinstance(exc, errors.CutoverError):
         return str(exc), exit_code_for(exc)
-    if isinstance(exc, httpx.HTTPError):
+    if _is_http_error(exc):
         return _prefect_api(exc), ExitCode.CONFIG
     if isinstance(exc, sqlalchemy.exc.SQLAlchemyError):
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
@@ -156,13 +162,14 @@ def require_prefect_api(purpose: str) -> None:
         )
     with get_client(sync_client=True) as client:
         problem = client.api_healthcheck()
-    if isinstance(problem, httpx.HTTPError):
+    if _is_http_error(problem):
         fail(_prefect_api(problem), ExitCode.CONFIG)
     if problem is not None:
         fail(f"the Prefect API at {PREFECT_API_URL.value()} did not answer: {problem}", ExitCode.CONFIG)
 
 
-def _prefect_api(exc: httpx.HTTPError) -> str:
+def _prefect_api(exc: object) -> str:
+    import httpx
     from prefect.settings import PREFECT_API_URL
 
     url = PREFECT_API_URL.value() or "(PREFECT_API_URL is not set)"

@@ -13,7 +13,6 @@ import time
 from typing import Annotated
 from uuid import UUID
 
-import httpx
 import typer
 
 from cli._console import ExitCode, console, err_console, fail
@@ -81,6 +80,8 @@ def _rollback_deployment(system: str) -> UUID | None:
 
     if not PREFECT_API_URL.value():
         return None
+    import httpx  # with Prefect: `cutover rollback` without a server does not wait for either
+
     from flows.deployments import find_rollback_deployment
 
     try:

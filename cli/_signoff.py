@@ -20,7 +20,6 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import typer
-from rich.markdown import Markdown
 
 from cli._console import ExitCode, console, fail
 from cutover import signoff_store as store
@@ -87,6 +86,8 @@ def _answer_form(
             flow_run_id, str(request.detail["key"]), withdrawing=withdrawing, ledger=ledger, system=system
         )
         console.print(f"[bold]{system}[/]: report digest [bold]{request.detail['report_digest']}[/]")
+        from rich.markdown import Markdown  # a quarter second to import: only where a summary is shown
+
         console.print(Markdown(_summary_part(description)))
         answer = _prompted_answer(system, approver_id, request, key_file, passphrase_file, withdrawing=withdrawing)
         _submit(flow_run_id, answer)

@@ -12,14 +12,13 @@ import csv
 from collections.abc import Mapping, Sequence
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
-
-from openpyxl import Workbook
-from openpyxl.styles import Alignment, Font
-from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.worksheet import Worksheet
+from typing import TYPE_CHECKING
 
 from cutover.ledger import Roadmap, RoadmapStatus
 from cutover.spec import Adaptation, Disposition, HostingKind, Spec, SystemInfo
+
+if TYPE_CHECKING:  # openpyxl is imported where a workbook is written: commands that write none start faster
+    from openpyxl.worksheet.worksheet import Worksheet
 
 TITLE = "省直部门信息系统迁移计划表"
 BASE_HEADERS = (
@@ -181,6 +180,8 @@ def write_csv(rows: Sequence[PlanRow], path: Path) -> Path:
 
 def write_xlsx(rows: Sequence[PlanRow], path: Path) -> Path:
     """Write the table as an XLSX workbook with a title row and return the path."""
+    from openpyxl import Workbook
+
     path.parent.mkdir(parents=True, exist_ok=True)
     book = Workbook()
     sheet = book.active
@@ -192,6 +193,9 @@ def write_xlsx(rows: Sequence[PlanRow], path: Path) -> Path:
 
 def fill_sheet(sheet: Worksheet, rows: Sequence[PlanRow]) -> None:
     """Write the table (title row, headers, rows) on ``sheet``, named 迁移计划表."""
+    from openpyxl.styles import Alignment, Font
+    from openpyxl.utils import get_column_letter
+
     sheet.title = "迁移计划表"
     sheet.append([TITLE])
     sheet.merge_cells(start_row=1, start_column=1, end_row=1, end_column=len(HEADERS))

@@ -11,15 +11,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-from openpyxl import Workbook
-from openpyxl.styles import Font
-from openpyxl.utils import get_column_letter
+from typing import TYPE_CHECKING
 
 from cutover.ledger import Ledger
 from cutover.plan import PlanRow, fill_sheet, system_rows
 from cutover.portfolio import STAGE_LABELS, Entry, Portfolio, Stage
 from cutover.spec import SystemInfo
+
+if TYPE_CHECKING:  # openpyxl is imported where the workbook is written (`cutover portfolio` starts faster)
+    from openpyxl import Workbook
 
 Cell = str | int
 _SYSTEM = ("部门 department", "系统 system", "名称 name")
@@ -178,6 +178,8 @@ def attachment_rows(ledger: Ledger, portfolio: Portfolio) -> list[PlanRow]:
 
 def write_workbook(portfolio: Portfolio, plan_rows: Sequence[PlanRow], path: Path) -> Path:
     """The workbook: a sheet per view, then the attachment-2 table (迁移计划表)."""
+    from openpyxl import Workbook
+
     path.parent.mkdir(parents=True, exist_ok=True)
     book = Workbook()
     first = book.active
@@ -191,6 +193,9 @@ def write_workbook(portfolio: Portfolio, plan_rows: Sequence[PlanRow], path: Pat
 
 
 def _sheet(book: Workbook, view: View) -> None:
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
     sheet = book.create_sheet(view.sheet)
     sheet.append([view.title])
     sheet["A1"].font = Font(bold=True, size=13)

@@ -42,7 +42,6 @@ from cutover.errors import ConfigurationError, CutoverError, LedgerError
 from cutover.ledger import DivergenceRecord, DivergenceSample, Ledger
 from cutover.secrets import redact, resolve
 from cutover.spec import DataVerifyStep, SecretRef, Spec
-from tasks import replication
 from tasks._divergence_chunks import chunk_baseline, chunk_change
 from tasks._divergence_pg import is_postgresql, pg_counters
 
@@ -269,6 +268,8 @@ def _from_counters(
 
 
 def _lag(spec: Spec, source: DataSource, problems: list[str]) -> tuple[int | None, float | None]:
+    from tasks import replication  # psycopg: imported only where replication runs (`cutover status` starts faster)
+
     try:
         original = resolve(spec, source.original)
         cloud = resolve(spec, source.cloud)

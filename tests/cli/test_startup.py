@@ -1,7 +1,9 @@
 """The commands that do not talk to Prefect start without importing it (issue 17: a fast `cutover`).
 
 Each test runs the commands in a fresh Python process over an empty ledger in ``tmp_path`` and
-then looks at ``sys.modules`` there: Prefect, the flows and the worker must not have been imported.
+then looks at ``sys.modules`` there: Prefect, the flows and the worker must not have been imported,
+nor, by the commands that need none of them, the HTTP client, the workbook writer, the PostgreSQL
+driver or the Markdown renderer (each a tenth of a second or more at every start).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from cutover.plan import TITLE
 
 SPECS = Path(__file__).resolve().parents[2] / "cutover_specs"
 HEAVY = ("prefect", "flows", "worker")
+NOT_AT_START = ("httpx", "openpyxl", "psycopg", "rich.markdown")
 
 # Runs each command line in this process, as `cutover` would, then prints which heavy modules were imported.
 _PROBE = """
@@ -28,16 +31,17 @@ for args in json.loads(sys.argv[1]):
         app(args, prog_name="cutover")
     except SystemExit as exit_:
         codes.append(exit_.code)
-heavy = sorted({name.split(".")[0] for name in sys.modules} & set(json.loads(sys.argv[2])))
+wanted = set(json.loads(sys.argv[2]))
+heavy = sorted(name for name in sys.modules if name in wanted or name.split(".")[0] in wanted)
 print(json.dumps({"codes": codes, "heavy": heavy}))
 """
 
 
-def run_in_one_process(tmp_path: Path, *commands: list[str]) -> dict[str, list[object]]:
+def run_in_one_process(tmp_path: Path, *commands: list[str], heavy: tuple[str, ...] = HEAVY) -> dict[str, list[object]]:
     env = os.environ | {"CUTOVER_HOME": str(tmp_path / "home"), "CUTOVER_SPECS_DIR": str(SPECS)}
     env.pop("CUTOVER_DATABASE_URL", None)
     done = subprocess.run(
-        [sys.executable, "-c", _PROBE, json.dumps(commands), json.dumps(HEAVY)],
+        [sys.executable, "-c", _PROBE, json.dumps(commands), json.dumps(heavy)],
         env=env,
         cwd=tmp_path,
         capture_output=True,
@@ -77,3 +81,17 @@ def test_the_spec_and_plan_commands_never_import_prefect_the_flows_or_the_worker
     )
     assert result["heavy"] == []
     assert result["codes"] == [0, 0, 0, 0, 0]
+
+
+def test_status_and_the_portfolio_in_the_terminal_import_no_http_client_workbook_driver_or_markdown(
+    tmp_path: Path,
+) -> None:
+    result = run_in_one_process(
+        tmp_path,
+        ["status"],
+        ["portfolio", "--today", "2020-01-02"],
+        ["approver", "list"],
+        heavy=NOT_AT_START,
+    )
+    assert result["heavy"] == []
+    assert result["codes"] == [0, 0, 0]
