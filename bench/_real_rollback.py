@@ -157,18 +157,18 @@ def real_setup(prefix: str) -> Iterator[RealSetup]:
 
 @contextmanager
 def loaded(on: bool) -> Iterator[None]:
-    """``stress-ng --cpu 2`` (bounded by ``timeout 600``) while the block runs, if ``on``."""
+    """``stress-ng --cpu 2`` (bounded by ``timeout 1800``) while the block runs, if ``on``."""
     if not on or shutil.which("stress-ng") is None:
         yield
         return
     hog = subprocess.Popen(
-        ["timeout", "600", "stress-ng", "--cpu", "2", "--quiet"],
+        ["timeout", "1800", "stress-ng", "--cpu", "2", "--quiet"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     try:
-        time.sleep(5)  # the load average starts to show it
+        time.sleep(5)  # the hogs are running before anything is measured
         yield
     finally:
         kill_group(hog, grace_s=5)

@@ -10,7 +10,7 @@ when no rollback deployment exists. Measured: from the fault to the gateway answ
 runs probe the system on a cutover worker, the rollback is a run of the system's rollback
 deployment in the warm process kept for rollbacks. Measured from the fault (the first failed
 probe is at most one interval later, so this overstates by up to one interval) to the gateway
-answering from ``legacy``; ``--loaded`` runs ``stress-ng --cpu 2`` during the measured rounds.
+answering from ``legacy``; ``--loaded`` runs ``stress-ng --cpu 2`` from after the warm-up round to the end.
 
 Usage: .venv/bin/python bench/auto_rollback.py [ROUNDS] [--real [--loaded]]
 """
@@ -18,6 +18,7 @@ Usage: .venv/bin/python bench/auto_rollback.py [ROUNDS] [--real [--loaded]]
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import statistics
 import sys
@@ -92,19 +93,20 @@ def main(rounds: int = 3) -> None:
 def real(rounds: int = 3, stress: bool = False) -> None:
     from bench._real_rollback import SETTLE_S, load, loaded, real_setup
 
-    with real_setup("bench-auto") as setup:
+    with real_setup("bench-auto") as setup, contextlib.ExitStack() as hogs:
         times: list[float] = []
         for n in range(rounds + 1):
+            if n == 1:  # the hogs run from after the warm-up round to the end: settling and cutting over too
+                hogs.enter_context(loaded(stress))
             time.sleep(SETTLE_S if n > 0 else 0)
             spec, _ = setup.retained_system()
             setup.wait_watched(spec)
             target = spec.retention.watch.interval.total_seconds() * spec.retention.watch.failures_to_rollback + 5
-            with loaded(stress and n > 0):
-                url = f"{setup.estate.app_url('cloud')}/admin/faults"
-                httpx.post(url, json={"healthy": False}, trust_env=False).raise_for_status()
-                fault = time.perf_counter()
-                elapsed = setup.wait_gateway("legacy", timeout_s=180) - fault
-                figures = f"{elapsed:.2f} s (target ≤ {target:g} s); {load()}"
+            url = f"{setup.estate.app_url('cloud')}/admin/faults"
+            httpx.post(url, json={"healthy": False}, trust_env=False).raise_for_status()
+            fault = time.perf_counter()
+            elapsed = setup.wait_gateway("legacy", timeout_s=180) - fault
+            figures = f"{elapsed:.2f} s (target ≤ {target:g} s); {load()}"
             setup.wait_rolled_back(spec)
             setup.estate.reset()
             if n == 0:

@@ -8,13 +8,14 @@ scheduled watch deployment on its pool, whose runs hold the shared warm process.
 round lets the just-started worker finish warming up, as a long-running worker has. Each round
 cuts a fresh system over (gateway → cloud), waits until the watch probes it, then "clicks". Two
 figures per round: the gateway answering from ``legacy``, and the run Completed (verified, recorded).
-``--loaded`` runs ``stress-ng --cpu 2`` during the measured rounds; the load average is printed.
+``--loaded`` runs ``stress-ng --cpu 2`` from after the warm-up round to the end; the load average is printed.
 
 Usage: .venv/bin/python bench/rollback_click.py [ROUNDS] [--loaded]
 """
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import sys
 import time
@@ -46,15 +47,16 @@ def click(setup: RealSetup, deployment_id: object) -> tuple[float, float]:
 
 
 def main(rounds: int = 3, stress: bool = False) -> None:
-    with real_setup("bench-click") as setup:
+    with real_setup("bench-click") as setup, contextlib.ExitStack() as hogs:
         backs: list[float] = []
         for n in range(rounds + 1):
+            if n == 1:  # the hogs run from after the warm-up round to the end: settling and cutting over too
+                hogs.enter_context(loaded(stress))
             time.sleep(SETTLE_S if n > 0 else 0)
             spec, deployment_id = setup.retained_system()
             setup.wait_watched(spec)
-            with loaded(stress and n > 0):
-                back, done = click(setup, deployment_id)
-                figures = f"{back:.2f} s to the original serving, {done:.2f} s to the run completed; {load()}"
+            back, done = click(setup, deployment_id)
+            figures = f"{back:.2f} s to the original serving, {done:.2f} s to the run completed; {load()}"
             setup.estate.reset()
             if n == 0:  # the worker has just started: its warm processes may still be importing
                 print(f"  warm-up round (worker just started): {figures}")
