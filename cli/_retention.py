@@ -80,7 +80,7 @@ def _rollback_deployment(system: str) -> UUID | None:
 
     if not PREFECT_API_URL.value():
         return None
-    import httpx  # with Prefect: `cutover rollback` without a server does not wait for either
+    import httpx  # here, with Prefect: `cutover rollback` without a server imports neither
 
     from flows.deployments import find_rollback_deployment
 
