@@ -46,7 +46,7 @@ from prefect.artifacts import create_link_artifact
 from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.client.schemas.responses import DeploymentResponse
 from prefect.deployments.runner import RunnerDeployment
-from prefect.exceptions import ObjectNotFound
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.flows import Flow
 from prefect.types.entrypoint import EntrypointType
 
@@ -343,8 +343,12 @@ def ensure_work_pool(name: str = DEFAULT_POOL) -> Applied:
         except ObjectNotFound:
             template = ProcessWorker.get_default_base_job_template()
             pool = WorkPoolCreate(name=name, type=WORKER_TYPE, base_job_template=template)
-            created = client.create_work_pool(pool, overwrite=False)
-            return Applied(f"work pool {name!r} (type {WORKER_TYPE})", "created", created.id)
+            try:
+                created = client.create_work_pool(pool, overwrite=False)
+            except ObjectAlreadyExists:  # a worker starting on the pool created it in between
+                found = client.read_work_pool(name)
+            else:
+                return Applied(f"work pool {name!r} (type {WORKER_TYPE})", "created", created.id)
     return Applied(f"work pool {name!r} (type {found.type})", "already there", found.id)
 
 
